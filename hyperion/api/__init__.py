@@ -1,0 +1,1 @@
+"""Kubernetes-compatible REST API served by every node (not yet built)."""

@@ -1,0 +1,1 @@
+"""The `hyperion` command line."""

@@ -1,0 +1,1 @@
+"""Object catalog, workload custodians and the tender/bid/award scheduler (not yet built)."""

@@ -1,0 +1,1 @@
+"""Trust-domain CA, node keys and SVIDs, join tokens, message signing."""

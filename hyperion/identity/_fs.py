@@ -1,0 +1,100 @@
+"""Private file helpers for the identity layer: atomic, permission-safe writes.
+
+Secret files are created with their final mode from the start (``os.open(..., mode)``), so
+they are never readable by others, not even for an instant. Every write goes to a temporary
+file in the same directory that is fsynced and then moved into place, so readers see either
+the old contents or the new ones, never a torn file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from hyperion.identity.errors import IdentityError
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+
+
+def _write_temp(path: Path, data: bytes, mode: int) -> Path:
+    """Write ``data`` to a fresh temporary sibling of ``path`` created with ``mode``."""
+    tmp = _temp_path(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically; the file is created with ``mode``."""
+    try:
+        tmp = _write_temp(path, data, mode)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as e:
+        raise IdentityError(f"cannot write {path}: {e.strerror or e}") from e
+    _fsync_dir(path.parent)
+
+
+def create_exclusive(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Create ``path`` with ``data`` atomically, failing with FileExistsError if it exists.
+
+    The content is written to a temporary file first and then hard-linked into place, so a
+    crash never leaves a half-written file and two concurrent creators cannot both win.
+    """
+    try:
+        tmp = _write_temp(path, data, mode)
+    except OSError as e:
+        raise IdentityError(f"cannot write {path}: {e.strerror or e}") from e
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        raise IdentityError(f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)
+
+
+def ensure_dir(directory: Path, *, mode: int = 0o700) -> None:
+    """Create ``directory`` (and parents) if missing; new directories get ``mode``."""
+    try:
+        directory.mkdir(mode=mode, parents=True, exist_ok=True)
+    except OSError as e:
+        raise IdentityError(f"cannot create directory {directory}: {e.strerror or e}") from e
+
+
+def read_bytes(path: Path, *, what: str, missing: str | None = None) -> bytes:
+    """Read ``path``; turn OS errors into an IdentityError naming ``what`` the file is."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as e:
+        raise IdentityError(missing or f"no {what} at {path}") from e
+    except OSError as e:
+        raise IdentityError(f"cannot read {what} {path}: {e.strerror or e}") from e

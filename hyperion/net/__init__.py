@@ -1,0 +1,1 @@
+"""Wire format (protobuf envelopes, signed) and the gRPC mutual-TLS transport."""

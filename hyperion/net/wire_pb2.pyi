@@ -1,0 +1,180 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MemberState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MEMBER_STATE_UNSPECIFIED: _ClassVar[MemberState]
+    ALIVE: _ClassVar[MemberState]
+    SUSPECT: _ClassVar[MemberState]
+    DEAD: _ClassVar[MemberState]
+MEMBER_STATE_UNSPECIFIED: MemberState
+ALIVE: MemberState
+SUSPECT: MemberState
+DEAD: MemberState
+
+class Envelope(_message.Message):
+    __slots__ = ("protocol_version", "sender", "sender_key", "timestamp_ms", "nonce", "body", "signature")
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    SENDER_KEY_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    protocol_version: int
+    sender: bytes
+    sender_key: bytes
+    timestamp_ms: int
+    nonce: bytes
+    body: bytes
+    signature: bytes
+    def __init__(self, protocol_version: _Optional[int] = ..., sender: _Optional[bytes] = ..., sender_key: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., nonce: _Optional[bytes] = ..., body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class MeshMessage(_message.Message):
+    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull")
+    PING_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    PING_REQ_FIELD_NUMBER: _ClassVar[int]
+    GOSSIP_FIELD_NUMBER: _ClassVar[int]
+    PUSH_PULL_FIELD_NUMBER: _ClassVar[int]
+    ping: Ping
+    ack: Ack
+    ping_req: PingReq
+    gossip: Gossip
+    push_pull: PushPull
+    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ...) -> None: ...
+
+class Update(_message.Message):
+    __slots__ = ("node_id", "addr", "incarnation", "state", "name")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    addr: str
+    incarnation: int
+    state: MemberState
+    name: str
+    def __init__(self, node_id: _Optional[bytes] = ..., addr: _Optional[str] = ..., incarnation: _Optional[int] = ..., state: _Optional[_Union[MemberState, str]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class Ping(_message.Message):
+    __slots__ = ("src", "src_addr", "seq", "target", "updates")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    seq: int
+    target: bytes
+    updates: _containers.RepeatedCompositeFieldContainer[Update]
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., seq: _Optional[int] = ..., target: _Optional[bytes] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ...) -> None: ...
+
+class Ack(_message.Message):
+    __slots__ = ("src", "seq", "updates")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    seq: int
+    updates: _containers.RepeatedCompositeFieldContainer[Update]
+    def __init__(self, src: _Optional[bytes] = ..., seq: _Optional[int] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ...) -> None: ...
+
+class PingReq(_message.Message):
+    __slots__ = ("src", "src_addr", "seq", "target", "target_addr", "updates")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ADDR_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    seq: int
+    target: bytes
+    target_addr: str
+    updates: _containers.RepeatedCompositeFieldContainer[Update]
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., seq: _Optional[int] = ..., target: _Optional[bytes] = ..., target_addr: _Optional[str] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ...) -> None: ...
+
+class Gossip(_message.Message):
+    __slots__ = ("src", "updates")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    updates: _containers.RepeatedCompositeFieldContainer[Update]
+    def __init__(self, src: _Optional[bytes] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ...) -> None: ...
+
+class PushPull(_message.Message):
+    __slots__ = ("src", "src_addr", "reply", "join", "ids", "addrs", "names", "keys")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    JOIN_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ADDRS_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    reply: bool
+    join: bool
+    ids: _containers.RepeatedScalarFieldContainer[bytes]
+    addrs: _containers.RepeatedScalarFieldContainer[str]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    keys: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., reply: _Optional[bool] = ..., join: _Optional[bool] = ..., ids: _Optional[_Iterable[bytes]] = ..., addrs: _Optional[_Iterable[str]] = ..., names: _Optional[_Iterable[str]] = ..., keys: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class StreamSummary(_message.Message):
+    __slots__ = ("accepted", "rejected")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    rejected: int
+    def __init__(self, accepted: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
+
+class MembersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MemberInfo(_message.Message):
+    __slots__ = ("node_id", "name", "addr", "state", "incarnation", "state_since_unix")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    STATE_SINCE_UNIX_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    name: str
+    addr: str
+    state: str
+    incarnation: int
+    state_since_unix: float
+    def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., addr: _Optional[str] = ..., state: _Optional[str] = ..., incarnation: _Optional[int] = ..., state_since_unix: _Optional[float] = ...) -> None: ...
+
+class MembersReply(_message.Message):
+    __slots__ = ("node_id", "name", "members", "counters")
+    class CountersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    name: str
+    members: _containers.RepeatedCompositeFieldContainer[MemberInfo]
+    counters: _containers.ScalarMap[str, int]
+    def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""Placement policies: transparent rules and the numpy-evaluated RL scorer (not yet built)."""

@@ -1,0 +1,1 @@
+"""Runtimes that start replicas: supervised processes and Podman (not yet built)."""

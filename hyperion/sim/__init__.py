@@ -1,0 +1,1 @@
+"""Deterministic simulator: virtual clock, measured inter-region RTTs, loss, partitions, crashes."""

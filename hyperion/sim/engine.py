@@ -1,0 +1,227 @@
+"""Deterministic discrete-event simulator that runs unmodified protocol cores.
+
+The whole mesh lives in one thread: a virtual clock, one event heap ordered by
+``(time, sequence)``, one seeded ``random.Random`` for the network. Cores get their own
+seeded RNGs from the experiment. The network draws per-message one-way latency from the
+measured inter-region RTT matrix (half the RTT, jittered by its measured deviation), and
+applies loss, partitions (``cut``/``isolate``/``heal``) and crashes. Same seed and same
+code give the same run, event for event: ``trace_digest`` fingerprints it.
+
+The simulator owns virtual time and the simulated network; it knows nothing about what
+a core does beyond the ``Core`` contract and the ``Send``/``Notify`` effects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hyperion.core import Core, Effect, Notify, Send
+from hyperion.sim.rtt import RttMatrix
+
+_DELIVER = 0
+_TIMER = 1
+_CALL = 2
+_INF = float("inf")
+
+
+@dataclass(slots=True)
+class NetStats:
+    sent: int = 0
+    delivered: int = 0
+    lost: int = 0  # random loss
+    cut: int = 0  # dropped by a partition
+    to_down: int = 0  # destination crashed
+    unroutable: int = 0  # address not in the simulation
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class Simulator:
+    """Runs many cores against one virtual clock and one simulated network."""
+
+    def __init__(
+        self,
+        seed: int,
+        rtt: RttMatrix | None = None,
+        *,
+        loss: float = 0.0,
+        trace: bool = False,
+        count_types: bool = False,
+    ) -> None:
+        if not 0.0 <= loss < 1.0:
+            raise ValueError("loss must be in [0, 1)")
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.now = 0.0
+        self.loss = loss
+        self.rtt = rtt
+        self.stats = NetStats()
+        self.cores: list[Core | None] = []
+        self.up: list[bool] = []
+        self.region: list[int] = []
+        self.partition: list[int] = []
+        self._addr_index: dict[str, int] = {}
+        self._timer_at: list[float] = []
+        self._heap: list[tuple[float, int, int, object, object]] = []
+        self._seq = 0
+        self._trace = hashlib.sha256() if trace else None
+        self._count_types = count_types
+        self.on_notify: Callable[[int, object, float], None] | None = None
+        self.on_send: Callable[[int, Send, float], None] | None = None
+
+    # ---------------------------------------------------------------- topology
+
+    def add_node(self, addr: str, core: Core | None, *, region: int = 0) -> int:
+        i = len(self.cores)
+        self.cores.append(core)
+        self.up.append(core is not None)
+        self.region.append(region)
+        self.partition.append(0)
+        self._addr_index[addr] = i
+        self._timer_at.append(_INF)
+        if core is not None:
+            self._rearm(i)
+        return i
+
+    def index_of(self, addr: str) -> int | None:
+        return self._addr_index.get(addr)
+
+    def crash(self, i: int) -> None:
+        """Stop node ``i`` dead: no more timers, messages to it are lost."""
+        self.up[i] = False
+        self.cores[i] = None
+        self._timer_at[i] = _INF
+        self._record(_CALL, i, "crash")
+
+    def restart(self, i: int, core: Core, effects: list[Effect] | None = None) -> None:
+        """Bring node ``i`` back with a fresh core (state is not carried over)."""
+        self.cores[i] = core
+        self.up[i] = True
+        self._record(_CALL, i, "restart")
+        if effects:
+            self._execute(i, effects)
+        self._rearm(i)
+
+    def cut(self, group_a: list[int], group_b: list[int]) -> None:
+        """Partition: ``group_a`` and ``group_b`` can no longer reach each other."""
+        tag = 1 + max(self.partition, default=0)
+        for i in group_b:
+            self.partition[i] = tag
+        del group_a  # everything not in group_b keeps its tag
+
+    def isolate(self, i: int) -> None:
+        self.partition[i] = 1 + max(self.partition, default=0)
+
+    def heal(self) -> None:
+        for i in range(len(self.partition)):
+            self.partition[i] = 0
+
+    # -------------------------------------------------------------- scheduling
+
+    def at(self, t: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` at virtual time ``t`` (fault injection, checkers)."""
+        self._push(t, _CALL, fn, None)
+
+    def inject(self, i: int, effects: list[Effect]) -> None:
+        """Execute effects as if node ``i`` had emitted them now (e.g. a join)."""
+        self._execute(i, effects)
+        self._rearm(i)
+
+    def run(self, until: float) -> None:
+        heap = self._heap
+        cores = self.cores
+        while heap and heap[0][0] <= until:
+            t, _, kind, a, b = heapq.heappop(heap)
+            self.now = t
+            if kind == _DELIVER:
+                i = a
+                core = cores[i]  # type: ignore[index]
+                if core is None:
+                    self.stats.to_down += 1
+                    continue
+                self.stats.delivered += 1
+                if self._trace is not None:
+                    self._record(_DELIVER, i, type(b).__name__)
+                effects = core.handle(b, t)
+            elif kind == _TIMER:
+                i = a
+                core = cores[i]  # type: ignore[index]
+                if core is None or self._timer_at[i] != t:
+                    continue  # stale timer entry
+                self._timer_at[i] = _INF
+                if self._trace is not None:
+                    self._record(_TIMER, i, "")
+                effects = core.tick(t)
+            else:
+                a()  # type: ignore[operator]
+                continue
+            if effects:
+                self._execute(i, effects)
+            self._rearm(i)
+        self.now = max(self.now, until)
+
+    def trace_digest(self) -> str:
+        if self._trace is None:
+            raise RuntimeError("simulator was created without trace=True")
+        return self._trace.hexdigest()
+
+    # --------------------------------------------------------------- internals
+
+    def _execute(self, i: int, effects: list[Effect]) -> None:
+        for eff in effects:
+            if type(eff) is Send:
+                self._send(i, eff)
+            elif type(eff) is Notify:
+                if self.on_notify is not None:
+                    self.on_notify(i, eff.event, self.now)
+
+    def _send(self, i: int, eff: Send) -> None:
+        st = self.stats
+        st.sent += 1
+        if self._count_types:
+            name = type(eff.msg).__name__
+            st.by_type[name] = st.by_type.get(name, 0) + 1
+        if self.on_send is not None:
+            self.on_send(i, eff, self.now)
+        j = self._addr_index.get(eff.addr)
+        if j is None:
+            st.unroutable += 1
+            return
+        if self.partition[i] != self.partition[j]:
+            st.cut += 1
+            return
+        rng = self.rng
+        if self.loss and rng.random() < self.loss:
+            st.lost += 1
+            return
+        self._push(self.now + self._one_way_s(i, j, rng), _DELIVER, j, eff.msg)
+
+    def _one_way_s(self, i: int, j: int, rng: random.Random) -> float:
+        m = self.rtt
+        if m is None:
+            return 0.0005
+        ri, rj = self.region[i], self.region[j]
+        avg = m.avg_ms[ri][rj]
+        jitter = m.mdev_ms[ri][rj] * (2.0 * rng.random() - 1.0)
+        return max(avg + jitter, 0.2) / 2000.0
+
+    def _rearm(self, i: int) -> None:
+        core = self.cores[i]
+        if core is None:
+            return
+        d = core.next_deadline()
+        if d is not None and d < self._timer_at[i]:
+            d = max(d, self.now)
+            self._timer_at[i] = d
+            self._push(d, _TIMER, i, None)
+
+    def _push(self, t: float, kind: int, a: object, b: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, kind, a, b))
+
+    def _record(self, kind: int, i: int, what: str) -> None:
+        if self._trace is not None:
+            self._trace.update(f"{self.now!r} {kind} {i} {what}\n".encode())

@@ -1,0 +1,1 @@
+"""Workload plane: pub/sub, CRDT state, ephemeral Raft groups, sidecar API (not yet built)."""
