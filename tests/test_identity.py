@@ -236,7 +236,7 @@ def test_issue_svid_and_verify(ca: CertificateAuthority, tmp_path: Path) -> None
     assert svid.spiffe_id == sid
     assert svid.not_before == T0 + 100 - 60
     assert svid.not_after == T0 + 100 + 600
-    assert svid.renew_at == svid.not_before + (svid.not_after - svid.not_before) / 2
+    assert svid.renew_at == T0 + 100 + 300  # half the TTL after issue, not after back-dating
     assert svid.bundle_pem == ca.bundle_pem
 
     assert spiffe_id_from_cert(svid.cert_pem) == sid

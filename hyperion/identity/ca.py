@@ -122,8 +122,13 @@ class Svid:
 
     @property
     def renew_at(self) -> float:
-        """Epoch seconds at which to renew: halfway through the validity window."""
-        return self.not_before + (self.not_after - self.not_before) / 2
+        """Epoch seconds at which to renew: halfway between issue and expiry.
+
+        ``not_before`` is back-dated by ``CLOCK_SKEW_S`` for peers with slow clocks; the
+        issue time is what the lifetime counts from.
+        """
+        issued = min(self.not_before + CLOCK_SKEW_S, self.not_after)
+        return issued + (self.not_after - issued) / 2
 
     def write(self, dir: Path) -> None:
         """Write ``svid.crt``, ``svid.key`` (0600) and ``bundle.crt`` into ``dir``, atomically.

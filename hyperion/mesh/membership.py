@@ -40,6 +40,7 @@ import heapq
 import math
 import operator
 import random
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -162,8 +163,12 @@ class SwimConfig:
     broadcast_fanout: int = 16  # sub-ranges per hop: 10,000 nodes are 3-4 hops deep
     broadcast_redundancy: int = 2  # members handed each sub-range; survives a lost message
     retransmit_mult: int = 2  # piggyback repairs; the broadcast carries urgent news
-    max_piggyback: int = 8  # ~50 B per update: well inside a 1,400 B datagram
+    max_piggyback: int = 16  # ~50 B per update: 800 B, inside a 1,400 B datagram
     push_pull_interval_s: float | None = 30.0
+    # Serf's reconnect: tell a random dead member it is considered dead. A live one (a
+    # healed partition) refutes and answers with a full push-pull, merging both sides.
+    reconnect_interval_s: float | None = 10.0
+    join_retry_s: float = 1.0  # resend the join while we know no one else
     phi_threshold: float = 8.0
     # Expected delay before a live suspect's refutation arrives: it is told directly.
     suspicion_prior_mean_s: float = 0.4
@@ -185,6 +190,7 @@ PROFILES: dict[str, SwimConfig] = {
         probe_timeout_max_s=3.0,
         retransmit_mult=4,
         push_pull_interval_s=60.0,
+        reconnect_interval_s=30.0,
         suspicion_prior_mean_s=2.0,
         suspicion_prior_std_s=1.0,
         suspicion_min_s=4.0,
@@ -199,6 +205,7 @@ PROFILES: dict[str, SwimConfig] = {
         probe_timeout_max_s=0.2,
         retransmit_mult=3,
         push_pull_interval_s=15.0,
+        reconnect_interval_s=2.0,
         suspicion_prior_mean_s=0.15,
         suspicion_prior_std_s=0.08,
         suspicion_min_s=0.3,
@@ -224,6 +231,7 @@ _RELAY = 1
 _SUSPICION = 2
 _RENOTIFY = 3
 _DELEGATE_SCAN_MAX = 64  # members examined per sub-range when picking delegates
+_FORWARDED_MAX = 4096  # (rumor, range) pairs remembered as forwarded: minutes of news
 
 
 @dataclass(slots=True)
@@ -351,12 +359,17 @@ class Membership:
         self._suspect_since: dict[int, float] = {}
         self._suspect_deadline: dict[int, float] = {}
         self._rumors = _RumorQueue(self.config.broadcast_queue_max, self.stats)
+        self._forwarded: OrderedDict[tuple[str, int, int, int, int], None] = OrderedDict()
         self._timers: list[tuple[float, int, int, int]] = []  # (when, seq, kind, arg)
         self._timer_seq = 0
         # Random phases so that nodes started together do not probe in lockstep.
         self._next_probe = now + rng.random() * self.config.probe_interval_s
         pp = self.config.push_pull_interval_s
         self._next_push_pull = None if pp is None else now + rng.random() * pp
+        self._join_seeds: list[str] = []
+        self._next_join: float | None = None
+        rc = self.config.reconnect_interval_s
+        self._next_reconnect = None if rc is None else now + rc * (0.5 + rng.random())
         self._rr_n = 0
         self._rr_i = 0
         self._rr_a = 1
@@ -365,8 +378,14 @@ class Membership:
     # ------------------------------------------------------------------ public API
 
     def join(self, addrs: Sequence[str], now: float) -> list[Effect]:
-        """Start joining through any known members: a full-state push-pull with each."""
-        return [Send("", a, self._push_pull(reply=False, join=True)) for a in addrs if a]
+        """Join through any known members: a full-state push-pull with each.
+
+        Retried every ``join_retry_s`` until a seed's reply arrives (knowing someone is
+        not enough: they may have joined through us while our own join was lost).
+        """
+        self._join_seeds = [a for a in addrs if a]
+        self._next_join = now + self.config.join_retry_s if self._join_seeds else None
+        return [Send("", a, self._push_pull(reply=False, join=True)) for a in self._join_seeds]
 
     def leave(self, now: float) -> list[Effect]:
         """Announce a graceful departure: dead(self) at our incarnation, pushed to peers."""
@@ -458,6 +477,10 @@ class Membership:
         d = self._next_probe
         if self._next_push_pull is not None and self._next_push_pull < d:
             d = self._next_push_pull
+        if self._next_reconnect is not None and self._next_reconnect < d:
+            d = self._next_reconnect
+        if self._next_join is not None and self._next_join < d:
+            d = self._next_join
         if self._timers and self._timers[0][0] < d:
             d = self._timers[0][0]
         return d
@@ -488,6 +511,22 @@ class Membership:
                 s = peers[0]
                 d = self.directory
                 out.append(Send(d.ids[s], d.addrs[s], self._push_pull(reply=False, join=False)))
+        if self._next_join is not None and self._next_join <= now:
+            if not self._join_seeds:
+                self._next_join = None
+            else:
+                self.stats.inc("join_retries")
+                out.extend(self.join(self._join_seeds, now))
+        if self._next_reconnect is not None and self._next_reconnect <= now:
+            rc = self.config.reconnect_interval_s or 0.0
+            self._next_reconnect = now + rc * (0.5 + self.rng.random())
+            s = self._random_dead()
+            if s is not None:
+                d = self.directory
+                self.stats.inc("reconnect_attempts")
+                mine = Update(self.node_id, self.addr, self.incarnation, ALIVE, self.name)
+                theirs = Update(d.ids[s], d.addrs[s], self.table.get(s) >> 2, DEAD, d.names[s])
+                out.append(Send(d.ids[s], d.addrs[s], Gossip(self.node_id, (mine, theirs))))
         return out
 
     def handle(self, msg: object, now: float) -> list[Effect]:
@@ -681,7 +720,12 @@ class Membership:
         self._rumors.put(self.self_slot, mine)
         slot = self.directory.find(src)
         if slot is not None and src != self.node_id:
-            out.append(Send(src, self.directory.addrs[slot], Gossip(self.node_id, (mine,))))
+            addr = self.directory.addrs[slot]
+            if u.state == DEAD:
+                # Someone holds us dead: a partition may have healed. Sync whole views.
+                out.append(Send(src, addr, self._push_pull(reply=False, join=False)))
+            else:
+                out.append(Send(src, addr, Gossip(self.node_id, (mine,))))
         self._broadcast(0, ID_SPACE_MAX, (mine,), out, skip=src)
 
     def _apply(
@@ -737,9 +781,26 @@ class Membership:
         if not 0 <= msg.lo <= msg.hi <= ID_SPACE_MAX:
             self.stats.inc("drop_bad_broadcast")
             return
-        fresh = self._on_updates(msg.updates, msg.src, now, out)
-        if fresh:
-            self._broadcast(msg.lo, msg.hi, tuple(fresh), out, skip=msg.src)
+        self._on_updates(msg.updates, msg.src, now, out)
+        # Forward what we have not forwarded *for this range* and still believe, even if
+        # piggyback told us first: the range depends on us, not on how we heard. (Having
+        # forwarded a wider range is not enough: we delegated that range onwards.)
+        d = self.directory
+        forwarded = self._forwarded
+        todo: list[Update] = []
+        for u in msg.updates:
+            rid = (u.node_id, u.incarnation, u.state, msg.lo, msg.hi)
+            if rid in forwarded or u.node_id == self.node_id:
+                continue
+            slot = d.find(u.node_id)
+            if slot is None or self.table.get(slot) != make_key(u.incarnation, u.state):
+                continue  # stale, or about a member we ignore
+            forwarded[rid] = None
+            if len(forwarded) > _FORWARDED_MAX:
+                forwarded.popitem(last=False)
+            todo.append(u)
+        if todo:
+            self._broadcast(msg.lo, msg.hi, tuple(todo), out, skip=msg.src)
         else:
             self.stats.inc("broadcast_duplicates")
 
@@ -748,9 +809,10 @@ class Membership:
     ) -> None:
         """Deliver ``updates`` to every live member with an id in [lo, hi] (except self).
 
-        A range of at most ``broadcast_fanout`` members is handed out member by member.
-        A larger one is split into ``broadcast_fanout`` equal id sub-ranges, each handed
-        to ``broadcast_redundancy`` delegates. Delegates are picked deterministically
+        A range of at most ``2 * broadcast_fanout`` members is handed out member by
+        member. A larger one is split into equal id sub-ranges — ``broadcast_fanout`` of
+        them, fewer if that would leave fewer than ``broadcast_fanout`` members in
+        each — and each sub-range is handed to ``broadcast_redundancy`` delegates. Delegates are picked deterministically
         from (rumor, sub-range), so every holder of a range picks the same ones and the
         cost stays ~``redundancy`` messages per member instead of compounding per hop.
         """
@@ -762,7 +824,8 @@ class Membership:
         a0 = bisect.bisect_left(values, lo)
         b0 = bisect.bisect_right(values, hi, lo=a0)
         k = self.config.broadcast_fanout
-        if b0 - a0 <= k:
+        count = b0 - a0
+        if count <= 2 * k:
             for pos in range(a0, b0):
                 s = slots[pos]
                 if s != me and s != skip_slot and (keys[s] & 3) == ALIVE:
@@ -772,15 +835,17 @@ class Membership:
         head = updates[0]
         salt = int(head.node_id[:15], 16) ^ (head.incarnation << 2 | head.state)
         want = self.config.broadcast_redundancy
-        width = max(1, (hi - lo + 1) // k)
-        sub_lo = lo
+        parts = max(2, min(k, count // k))
+        width = max(1, (hi - lo + 1) // parts)
         a = a0
-        while sub_lo <= hi:
-            sub_hi = hi if hi - sub_lo < 2 * width else sub_lo + width - 1
+        for part in range(parts):
+            sub_lo = lo + part * width
+            sub_hi = hi if part == parts - 1 else sub_lo + width - 1
             b = bisect.bisect_right(values, sub_hi, lo=a, hi=b0)
             span = b - a
             if span > 0:
-                start = ((salt ^ sub_lo) * 0x9E3779B97F4A7C15 >> 32) % span
+                mix = (salt ^ sub_lo ^ (sub_hi << 1)) & 0xFFFFFFFFFFFFFFFF
+                start = (mix * 0x9E3779B97F4A7C15 >> 32) % span
                 chosen: list[int] = []
                 for step in range(min(span, _DELEGATE_SCAN_MAX)):
                     s = slots[a + (start + step) % span]
@@ -792,7 +857,6 @@ class Membership:
                     msg = Broadcast(self.node_id, sub_lo, sub_hi, updates)
                     for s in chosen:
                         out.append(Send(d.ids[s], d.addrs[s], msg))
-            sub_lo = sub_hi + 1
             a = b
 
     # --------------------------------------------------------------- push-pull
@@ -852,7 +916,16 @@ class Membership:
                 self._broadcast(0, ID_SPACE_MAX, (joiner,), out, skip=msg.src)
                 continue
             self._apply(slot, key, now, out)
-            self._rumors.discard(slot)  # anti-entropy repairs; it does not gossip
+            if local[i] != 0:
+                self._rumors.discard(slot)  # a repaired detail: no need to gossip it
+        # A member new to us may be new to others who joined through us meanwhile: the
+        # rumors queued above carry it on. And once a seed answers, we announce ourselves
+        # to everyone it told us about.
+        if msg.reply and msg.join and self._join_seeds:
+            self._next_join = None  # a seed answered: we are in
+            self._join_seeds = []
+            mine = Update(self.node_id, self.addr, self.incarnation, ALIVE, self.name)
+            self._broadcast(0, ID_SPACE_MAX, (mine,), out, skip=msg.src)
         if not msg.reply:
             out.append(Send(msg.src, msg.src_addr, self._push_pull(reply=True, join=msg.join)))
 
@@ -883,6 +956,19 @@ class Membership:
             cand = [s for s in cand if s != self.self_slot and s != exclude and s not in out]
             out.extend(rng.sample(cand, min(want - len(out), len(cand))))
         return out
+
+    def _random_dead(self) -> int | None:
+        if self.table.dead == 0 or (self.table.dead == 1 and self.table.get(self.self_slot) & 3 == DEAD):
+            return None
+        n = len(self.directory)
+        keys = self.table.keys
+        for _ in range(8):
+            s = self.rng.randrange(n)
+            if s != self.self_slot and keys[s] & 3 == DEAD:
+                return s
+        cand = [s for s in np.flatnonzero((self.table.view()[:n] & 3) == DEAD).tolist()
+                if s != self.self_slot]
+        return self.rng.choice(cand) if cand else None
 
     def _next_seq(self) -> int:
         self._seq += 1

@@ -11,7 +11,16 @@ from __future__ import annotations
 from google.protobuf.message import DecodeError
 
 from hyperion.identity.keys import NODE_ID_BYTES
-from hyperion.mesh.membership import Ack, Gossip, Message, Ping, PingReq, PushPull, Update
+from hyperion.mesh.membership import (
+    Ack,
+    Broadcast,
+    Gossip,
+    Message,
+    Ping,
+    PingReq,
+    PushPull,
+    Update,
+)
 from hyperion.net import wire_pb2
 
 MAX_UPDATES = 256  # rumors in one message; senders put at most 32
@@ -103,6 +112,15 @@ def encode(msg: Message) -> bytes:
                 src=bytes.fromhex(msg.src), updates=[_update_pb(u) for u in msg.updates]
             )
         )
+    elif isinstance(msg, Broadcast):
+        m.broadcast.CopyFrom(
+            wire_pb2.Broadcast(
+                src=bytes.fromhex(msg.src),
+                lo=msg.lo.to_bytes(NODE_ID_BYTES, "big"),
+                hi=msg.hi.to_bytes(NODE_ID_BYTES, "big"),
+                updates=[_update_pb(u) for u in msg.updates],
+            )
+        )
     elif isinstance(msg, PushPull):
         m.push_pull.CopyFrom(
             wire_pb2.PushPull(
@@ -153,6 +171,14 @@ def decode(body: bytes) -> Message:
     if kind == "gossip":
         g = m.gossip
         return Gossip(_id(g.src), _updates(g.updates))
+    if kind == "broadcast":
+        b = m.broadcast
+        if len(b.lo) != NODE_ID_BYTES or len(b.hi) != NODE_ID_BYTES:
+            raise WireError("broadcast range bounds must be 20 bytes")
+        lo, hi = int.from_bytes(b.lo, "big"), int.from_bytes(b.hi, "big")
+        if lo > hi:
+            raise WireError("broadcast range is empty")
+        return Broadcast(_id(b.src), lo, hi, _updates(b.updates))
     if kind == "push_pull":
         pp = m.push_pull
         n = len(pp.ids)

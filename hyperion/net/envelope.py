@@ -58,14 +58,14 @@ def signing_bytes(
 
 def seal(
     key: NodeKey, body: bytes, *, now_ms: int, nonce: bytes, version: int = PROTOCOL_VERSION
-) -> bytes:
+) -> wire_pb2.Envelope:
     """Wrap and sign ``body`` as ``key``'s node."""
     if len(nonce) != NONCE_BYTES:
         raise ValueError("nonce must be 16 bytes")
     sender = bytes.fromhex(key.node_id)
     pub = key.public_bytes
     sig = key.sign(signing_bytes(version, sender, pub, now_ms, nonce, body))
-    env = wire_pb2.Envelope(
+    return wire_pb2.Envelope(
         protocol_version=version,
         sender=sender,
         sender_key=pub,
@@ -74,7 +74,6 @@ def seal(
         body=body,
         signature=sig,
     )
-    return env.SerializeToString()
 
 
 class ReplayGuard:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hyperion/net/wire.proto\x12\x10hyperion.wire.v1\"\x8e\x01\n\x08\x45nvelope\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x0e\n\x06sender\x18\x02 \x01(\x0c\x12\x12\n\nsender_key\x18\x03 \x01(\x0c\x12\x14\n\x0ctimestamp_ms\x18\x04 \x01(\x03\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\x12\x11\n\tsignature\x18\x07 \x01(\x0c\"\xef\x01\n\x0bMeshMessage\x12&\n\x04ping\x18\x01 \x01(\x0b\x32\x16.hyperion.wire.v1.PingH\x00\x12$\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x15.hyperion.wire.v1.AckH\x00\x12-\n\x08ping_req\x18\x03 \x01(\x0b\x32\x19.hyperion.wire.v1.PingReqH\x00\x12*\n\x06gossip\x18\x04 \x01(\x0b\x32\x18.hyperion.wire.v1.GossipH\x00\x12/\n\tpush_pull\x18\x05 \x01(\x0b\x32\x1a.hyperion.wire.v1.PushPullH\x00\x42\x06\n\x04kind\"x\n\x06Update\x12\x0f\n\x07node_id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12,\n\x05state\x18\x04 \x01(\x0e\x32\x1d.hyperion.wire.v1.MemberState\x12\x0c\n\x04name\x18\x05 \x01(\t\"m\n\x04Ping\x12\x0b\n\x03src\x18\x01 \x01(\x0c\x12\x10\n\x08src_addr\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0e\n\x06target\x18\x04 \x01(\x0c\x12)\n\x07updates\x18\x05 \x03(\x0b\x32\x18.hyperion.wire.v1.Update\"J\n\x03\x41\x63k\x12\x0b\n\x03src\x18\x01 \x01(\x0c\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12)\n\x07updates\x18\x03 \x03(\x0b\x32\x18.hyperion.wire.v1.Update\"\x85\x01\n\x07PingReq\x12\x0b\n\x03src\x18\x01 \x01(\x0c\x12\x10\n\x08src_addr\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0e\n\x06target\x18\x04 \x01(\x0c\x12\x13\n\x0btarget_addr\x18\x05 \x01(\t\x12)\n\x07updates\x18\x06 \x03(\x0b\x32\x18.hyperion.wire.v1.Update\"@\n\x06Gossip\x12\x0b\n\x03src\x18\x01 \x01(\x0c\x12)\n\x07updates\x18\x02 \x03(\x0b\x32\x18.hyperion.wire.v1.Update\"\x7f\n\x08PushPull\x12\x0b\n\x03src\x18\x01 \x01(\x0c\x12\x10\n\x08src_addr\x18\x02 \x01(\t\x12\r\n\x05reply\x18\x03 \x01(\x08\x12\x0c\n\x04join\x18\x04 \x01(\x08\x12\x0b\n\x03ids\x18\x05 \x03(\x0c\x12\r\n\x05\x61\x64\x64rs\x18\x06 \x03(\t\x12\r\n\x05names\x18\x07 \x03(\t\x12\x0c\n\x04keys\x18\x08 \x03(\x04\"3\n\rStreamSummary\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x10\n\x08rejected\x18\x02 \x01(\x04\"\x10\n\x0eMembersRequest\"w\n\nMemberInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x13\n\x0bincarnation\x18\x05 \x01(\x04\x12\x18\n\x10state_since_unix\x18\x06 \x01(\x01\"\xcd\x01\n\x0cMembersReply\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12-\n\x07members\x18\x03 \x03(\x0b\x32\x1c.hyperion.wire.v1.MemberInfo\x12>\n\x08\x63ounters\x18\x04 \x03(\x0b\x32,.hyperion.wire.v1.MembersReply.CountersEntry\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01*M\n\x0bMemberState\x12\x1c\n\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\t\n\x05\x41LIVE\x10\x01\x12\x0b\n\x07SUSPECT\x10\x02\x12\x08\n\x04\x44\x45\x41\x44\x10\x03\x32O\n\x04Mesh\x12G\n\x06Stream\x12\x1a.hyperion.wire.v1.Envelope\x1a\x1f.hyperion.wire.v1.StreamSummary(\x01\x32T\n\x05\x41\x64min\x12K\n\x07Members\x12 .hyperion.wire.v1.MembersRequest\x1a\x1e.hyperion.wire.v1.MembersReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hyperion/net/wire.proto\x12\x10hyperion.wire.v1\"\x8e\x01\n\x08\x45nvelope\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x0e\n\x06sender\x18\x02 \x01(\x0c\x12\x12\n\nsender_key\x18\x03 \x01(\x0c\x12\x14\n\x0ctimestamp_ms\x18\x04 \x01(\x03\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\x12\x11\n\tsignature\x18\x07 \x01(\x0c\"\xa1\x02\n\x0bMeshMessage\x12&\n\x04ping\x18\x01 \x01(\x0b\x32\x16.hyperion.wire.v1.PingH\x00\x12$\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x15.hyperion.wire.v1.AckH\x00\x12-\n\x08ping_req\x18\x03 \x01(\x0b\x32\x19.hyperion.wire.v1.PingReqH\x00\x12*\n\x06gossip\x18\x04 \x01(\x0b\x32\x18.hyperion.wire.v1.GossipH\x00\x12/\n\tpush_pull\x18\x05 \x01(\x0b\x32\x1a.hyperion.wire.v1.PushPullH\x00\x12\x30\n\tbroadcast\x18\x06 \x01(\x0b\x32\x1b.hyperion.wire.v1.BroadcastH\x00\x42\x06\n\x04kind\"x\n\x06Update\x12\x0f\n\x07node_id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12,\n\x05state\x18\x04 \x01(\x0e\x32\x1d.hyperion.wire.v1.MemberState\x12\x0c\n\x04name\x18\x05 \x01(\t\"m\n\x04Ping\x12\x0b\n\x03src\x18\x01 \x01(\x0c\x12\x10\n\x08src_addr\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0e\n\x06target\x18\x04 \x01(\x0c\x12)\n\x07updates\x18\x05 \x03(\x0b\x32\x18.hyperion.wire.v1.Update\"J\n\x03\x41\x63k\x12\x0b\n\x03src\x18\x01 \x01(\x0c\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12)\n\x07updates\x18\x03 \x03(\x0b\x32\x18.hyperion.wire.v1.Update\"\x85\x01\n\x07PingReq\x12\x0b\n\x03src\x18\x01 \x01(\x0c\x12\x10\n\x08src_addr\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0e\n\x06target\x18\x04 \x01(\x0c\x12\x13\n\x0btarget_addr\x18\x05 \x01(\t\x12)\n\x07updates\x18\x06 \x03(\x0b\x32\x18.hyperion.wire.v1.Update\"@\n\x06Gossip\x12\x0b\n\x03src\x18\x01 \x01(\x0c\x12)\n\x07updates\x18\x02 \x03(\x0b\x32\x18.hyperion.wire.v1.Update\"[\n\tBroadcast\x12\x0b\n\x03src\x18\x01 \x01(\x0c\x12\n\n\x02lo\x18\x02 \x01(\x0c\x12\n\n\x02hi\x18\x03 \x01(\x0c\x12)\n\x07updates\x18\x04 \x03(\x0b\x32\x18.hyperion.wire.v1.Update\"\x7f\n\x08PushPull\x12\x0b\n\x03src\x18\x01 \x01(\x0c\x12\x10\n\x08src_addr\x18\x02 \x01(\t\x12\r\n\x05reply\x18\x03 \x01(\x08\x12\x0c\n\x04join\x18\x04 \x01(\x08\x12\x0b\n\x03ids\x18\x05 \x03(\x0c\x12\r\n\x05\x61\x64\x64rs\x18\x06 \x03(\t\x12\r\n\x05names\x18\x07 \x03(\t\x12\x0c\n\x04keys\x18\x08 \x03(\x04\"3\n\rStreamSummary\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x10\n\x08rejected\x18\x02 \x01(\x04\"\x10\n\x0eMembersRequest\"w\n\nMemberInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x13\n\x0bincarnation\x18\x05 \x01(\x04\x12\x18\n\x10state_since_unix\x18\x06 \x01(\x01\"\xcd\x01\n\x0cMembersReply\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12-\n\x07members\x18\x03 \x03(\x0b\x32\x1c.hyperion.wire.v1.MemberInfo\x12>\n\x08\x63ounters\x18\x04 \x03(\x0b\x32,.hyperion.wire.v1.MembersReply.CountersEntry\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01*M\n\x0bMemberState\x12\x1c\n\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\t\n\x05\x41LIVE\x10\x01\x12\x0b\n\x07SUSPECT\x10\x02\x12\x08\n\x04\x44\x45\x41\x44\x10\x03\x32O\n\x04Mesh\x12G\n\x06Stream\x12\x1a.hyperion.wire.v1.Envelope\x1a\x1f.hyperion.wire.v1.StreamSummary(\x01\x32T\n\x05\x41\x64min\x12K\n\x07Members\x12 .hyperion.wire.v1.MembersRequest\x1a\x1e.hyperion.wire.v1.MembersReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,36 +33,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MEMBERSREPLY_COUNTERSENTRY']._loaded_options = None
   _globals['_MEMBERSREPLY_COUNTERSENTRY']._serialized_options = b'8\001'
-  _globals['_MEMBERSTATE']._serialized_start=1472
-  _globals['_MEMBERSTATE']._serialized_end=1549
+  _globals['_MEMBERSTATE']._serialized_start=1615
+  _globals['_MEMBERSTATE']._serialized_end=1692
   _globals['_ENVELOPE']._serialized_start=46
   _globals['_ENVELOPE']._serialized_end=188
   _globals['_MESHMESSAGE']._serialized_start=191
-  _globals['_MESHMESSAGE']._serialized_end=430
-  _globals['_UPDATE']._serialized_start=432
-  _globals['_UPDATE']._serialized_end=552
-  _globals['_PING']._serialized_start=554
-  _globals['_PING']._serialized_end=663
-  _globals['_ACK']._serialized_start=665
-  _globals['_ACK']._serialized_end=739
-  _globals['_PINGREQ']._serialized_start=742
-  _globals['_PINGREQ']._serialized_end=875
-  _globals['_GOSSIP']._serialized_start=877
-  _globals['_GOSSIP']._serialized_end=941
-  _globals['_PUSHPULL']._serialized_start=943
-  _globals['_PUSHPULL']._serialized_end=1070
-  _globals['_STREAMSUMMARY']._serialized_start=1072
-  _globals['_STREAMSUMMARY']._serialized_end=1123
-  _globals['_MEMBERSREQUEST']._serialized_start=1125
-  _globals['_MEMBERSREQUEST']._serialized_end=1141
-  _globals['_MEMBERINFO']._serialized_start=1143
-  _globals['_MEMBERINFO']._serialized_end=1262
-  _globals['_MEMBERSREPLY']._serialized_start=1265
-  _globals['_MEMBERSREPLY']._serialized_end=1470
-  _globals['_MEMBERSREPLY_COUNTERSENTRY']._serialized_start=1423
-  _globals['_MEMBERSREPLY_COUNTERSENTRY']._serialized_end=1470
-  _globals['_MESH']._serialized_start=1551
-  _globals['_MESH']._serialized_end=1630
-  _globals['_ADMIN']._serialized_start=1632
-  _globals['_ADMIN']._serialized_end=1716
+  _globals['_MESHMESSAGE']._serialized_end=480
+  _globals['_UPDATE']._serialized_start=482
+  _globals['_UPDATE']._serialized_end=602
+  _globals['_PING']._serialized_start=604
+  _globals['_PING']._serialized_end=713
+  _globals['_ACK']._serialized_start=715
+  _globals['_ACK']._serialized_end=789
+  _globals['_PINGREQ']._serialized_start=792
+  _globals['_PINGREQ']._serialized_end=925
+  _globals['_GOSSIP']._serialized_start=927
+  _globals['_GOSSIP']._serialized_end=991
+  _globals['_BROADCAST']._serialized_start=993
+  _globals['_BROADCAST']._serialized_end=1084
+  _globals['_PUSHPULL']._serialized_start=1086
+  _globals['_PUSHPULL']._serialized_end=1213
+  _globals['_STREAMSUMMARY']._serialized_start=1215
+  _globals['_STREAMSUMMARY']._serialized_end=1266
+  _globals['_MEMBERSREQUEST']._serialized_start=1268
+  _globals['_MEMBERSREQUEST']._serialized_end=1284
+  _globals['_MEMBERINFO']._serialized_start=1286
+  _globals['_MEMBERINFO']._serialized_end=1405
+  _globals['_MEMBERSREPLY']._serialized_start=1408
+  _globals['_MEMBERSREPLY']._serialized_end=1613
+  _globals['_MEMBERSREPLY_COUNTERSENTRY']._serialized_start=1566
+  _globals['_MEMBERSREPLY_COUNTERSENTRY']._serialized_end=1613
+  _globals['_MESH']._serialized_start=1694
+  _globals['_MESH']._serialized_end=1773
+  _globals['_ADMIN']._serialized_start=1775
+  _globals['_ADMIN']._serialized_end=1859
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,312 @@
+"""The ``hyperion`` command: typer app, one-line errors with exit code 2 for bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hyperion.datafiles import DataError
+from hyperion.identity.ca import Svid
+from hyperion.identity.errors import IdentityError
+
+app = typer.Typer(
+    help="Hyperion: one decentralized compute mesh over clouds, regions and edge devices.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ca_app = typer.Typer(help="Trust-domain certificate authority.", no_args_is_help=True)
+token_app = typer.Typer(help="One-time join tokens.", no_args_is_help=True)
+node_app = typer.Typer(help="Run a single node.", no_args_is_help=True)
+sim_app = typer.Typer(help="Deterministic simulations at scale.", no_args_is_help=True)
+app.add_typer(ca_app, name="ca")
+app.add_typer(token_app, name="token")
+app.add_typer(node_app, name="node")
+app.add_typer(sim_app, name="sim")
+
+console = Console()
+USAGE_EXIT = 2
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def fail(msg: str) -> NoReturn:
+    raise CliError(msg)
+
+
+def default_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hyperion" / "mesh"
+
+
+DirOpt = Annotated[Path, typer.Option("--dir", help="Mesh directory (CA, tokens, nodes).")]
+
+
+# ------------------------------------------------------------------------- identity
+
+
+@ca_app.command("init")
+def ca_init(
+    dir: DirOpt,
+    trust_domain: Annotated[str, typer.Option("--trust-domain", help="e.g. example.org")],
+) -> None:
+    """Create a trust-domain CA in DIR (private key stored with mode 0600)."""
+    from hyperion.identity.ca import CertificateAuthority
+
+    ca = CertificateAuthority.init(dir, trust_domain)
+    console.print(f"created CA for trust domain [bold]{ca.trust_domain}[/] in {dir}")
+
+
+@token_app.command("create")
+def token_create(
+    dir: DirOpt,
+    ttl: Annotated[str, typer.Option("--ttl", help="Lifetime: 90s, 15m, 1h, 2d.")] = "1h",
+) -> None:
+    """Print a one-time join token valid for TTL."""
+    from hyperion.identity.tokens import create_token, parse_ttl
+
+    print(create_token(dir, ttl_s=parse_ttl(ttl)))
+
+
+# ----------------------------------------------------------------------------- node
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        k, sep, v = part.partition("=")
+        if not sep or not k.strip():
+            fail(f"bad label {part!r}: expected key=value")
+        labels[k.strip()] = v.strip()
+    return labels
+
+
+def parse_addr(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        fail(f"bad address {text!r}: expected host:port")
+    return text
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@node_app.command("start")
+def node_start(
+    dir: DirOpt,
+    name: Annotated[str, typer.Option("--name", help="Node name, unique in the mesh.")],
+    listen: Annotated[str, typer.Option("--listen", help="host:port (port 0: any)")] = (
+        "127.0.0.1:0"
+    ),
+    join: Annotated[str, typer.Option("--join", help="Comma-separated host:port seeds.")] = "",
+    token: Annotated[str | None, typer.Option("--token", help="One-time join token.")] = None,
+    labels: Annotated[str, typer.Option("--labels", help="k=v,k=v (cloud, region, ...)")] = "",
+    profile: Annotated[str, typer.Option("--profile", help="local | lan | wan")] = "local",
+    svid_ttl: Annotated[str, typer.Option("--svid-ttl", help="SVID lifetime")] = "1h",
+) -> None:
+    """Run one node in the foreground until SIGINT/SIGTERM."""
+    from hyperion.daemon import Node, NodeOptions
+    from hyperion.identity.tokens import parse_ttl
+
+    parse_addr(listen)
+    seeds = [parse_addr(s.strip()) for s in join.split(",") if s.strip()]
+    opts = NodeOptions(
+        dir=dir,
+        name=name,
+        listen=listen,
+        join=seeds,
+        token=token,
+        labels=parse_labels(labels),
+        profile=profile,
+        svid_ttl_s=parse_ttl(svid_ttl),
+    )
+    _setup_logging(True)
+
+    async def serve() -> None:
+        node = Node(opts)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await node.run(stop)
+
+    try:
+        asyncio.run(serve())
+    except ValueError as e:
+        fail(str(e))
+
+
+@app.command("up")
+def up(
+    nodes: Annotated[int, typer.Option("--nodes", help="How many local nodes.")] = 3,
+    dir: Annotated[Path | None, typer.Option("--dir", help="Mesh directory.")] = None,
+    trust_domain: Annotated[str, typer.Option("--trust-domain")] = "hyperion.local",
+    profile: Annotated[str, typer.Option("--profile", help="local | lan | wan")] = "local",
+    svid_ttl: Annotated[str, typer.Option("--svid-ttl", help="SVID lifetime")] = "1h",
+) -> None:
+    """Start a local mesh, one OS process per node; Ctrl-C stops them all."""
+    from hyperion.cli.up import run_up
+    from hyperion.identity.tokens import parse_ttl
+    from hyperion.mesh.membership import PROFILES
+
+    if nodes < 1:
+        fail("--nodes must be at least 1")
+    if profile not in PROFILES:
+        fail(f"unknown --profile {profile!r} (choose {', '.join(PROFILES)})")
+    parse_ttl(svid_ttl)
+    run_up(nodes, dir or default_dir(), trust_domain, profile, svid_ttl, console)
+
+
+# -------------------------------------------------------------------------- members
+
+
+def load_mesh(dir: Path) -> dict[str, object]:
+    path = dir / "mesh.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        fail(f"no mesh in {dir} (missing mesh.json: start one with `hyperion up --dir {dir}`)")
+    except (OSError, ValueError) as e:
+        fail(f"cannot read {path}: {e}")
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+        fail(f"{path} is not a mesh description")
+    return data
+
+
+def find_node(dir: Path, name: str | None) -> dict[str, object]:
+    nodes = load_mesh(dir)["nodes"]
+    assert isinstance(nodes, list)
+    if not nodes:
+        fail(f"mesh in {dir} has no nodes")
+    if name is None:
+        return nodes[0]  # type: ignore[no-any-return]
+    for n in nodes:
+        if n.get("name") == name:
+            return n  # type: ignore[no-any-return]
+    have = ", ".join(str(n.get("name")) for n in nodes)
+    fail(f"no node named {name!r} in {dir} (have: {have})")
+
+
+def cli_svid(dir: Path) -> Svid:
+    """A short-lived user SVID for the CLI, issued from the mesh CA."""
+    from hyperion.identity.ca import CertificateAuthority
+    from hyperion.identity.spiffe import user_spiffe_id
+
+    ca = CertificateAuthority.load(dir)
+    return ca.issue_svid(user_spiffe_id(ca.trust_domain, "cli"), ttl_s=300)
+
+
+@app.command("members")
+def members(
+    dir: DirOpt,
+    node: Annotated[str | None, typer.Option("--node", help="Ask this node (default: first).")] = (
+        None
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one node's membership view."""
+    import grpc
+
+    from hyperion.net.transport import call_admin_members
+
+    info = find_node(dir, node)
+    svid = cli_svid(dir)
+    try:
+        reply = asyncio.run(call_admin_members(str(info["mesh_addr"]), svid))
+    except grpc.aio.AioRpcError as e:
+        fail(f"node {info.get('name')} at {info.get('mesh_addr')} did not answer: {e.details()}")
+    rows = [
+        {
+            "node_id": m.node_id,
+            "name": m.name,
+            "state": m.state,
+            "incarnation": m.incarnation,
+            "addr": m.addr,
+            "state_since": m.state_since_unix or None,
+        }
+        for m in reply.members
+    ]
+    rows.sort(key=lambda r: (str(r["name"]), str(r["node_id"])))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"members as seen by {reply.name} ({reply.node_id[:12]}…)")
+    for col in ("name", "node id", "state", "incarnation", "address"):
+        table.add_column(col)
+    colors = {"alive": "green", "suspect": "yellow", "dead": "red"}
+    for r in rows:
+        st = str(r["state"])
+        table.add_row(
+            str(r["name"]),
+            str(r["node_id"])[:16],
+            f"[{colors.get(st, 'white')}]{st}[/]",
+            str(r["incarnation"]),
+            str(r["addr"]),
+        )
+    console.print(table)
+
+
+# ------------------------------------------------------------------------------ sim
+
+
+@sim_app.command("membership")
+def sim_membership(
+    nodes: Annotated[int, typer.Option("--nodes")] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    duration: Annotated[float, typer.Option("--duration", help="Simulated seconds.")] = 60.0,
+    crash_fraction: Annotated[float, typer.Option("--crash-fraction")] = 0.0,
+    loss: Annotated[float, typer.Option("--loss", help="Per-message loss probability.")] = 0.0,
+    profile: Annotated[str, typer.Option("--profile", help="lan | wan | local")] = "lan",
+    start: Annotated[str, typer.Option("--start", help="formed | join")] = "formed",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """SWIM on the simulated network with measured inter-region RTTs."""
+    from hyperion.sim.membership_run import MembershipExperiment
+
+    try:
+        exp = MembershipExperiment(
+            nodes=nodes,
+            seed=seed,
+            duration_s=duration,
+            crash_fraction=crash_fraction,
+            loss=loss,
+            profile=profile,
+            start=start,
+        )
+    except ValueError as e:
+        fail(str(e))
+    result = exp.run()
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"SWIM simulation, {nodes} nodes, seed {seed}")
+    table.add_column("metric")
+    table.add_column("value")
+    for k, v in result.items():
+        table.add_row(k, json.dumps(v))
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: click reports usage errors itself (exit 2); ours print one line, exit 2."""
+    try:
+        app()
+    except (CliError, IdentityError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(USAGE_EXIT)

@@ -1,0 +1,147 @@
+"""``hyperion up``: a local mesh, one OS process per node, supervised in the foreground.
+
+Creates the CA (if absent) and one join token per node, starts node-1, waits for it to
+bind, starts the rest joining through it, writes ``DIR/mesh.json`` and waits for
+Ctrl-C/SIGTERM, then stops every node it started. A node that dies (``kill -9``) is
+reported and left dead: that is how failure detection is exercised by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from hyperion.identity.ca import CertificateAuthority
+from hyperion.identity.tokens import create_token
+
+STARTUP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+
+
+class UpError(Exception):
+    pass
+
+
+def _wait_for_info(path: Path, proc: subprocess.Popen[bytes], deadline: float) -> dict[str, object]:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise UpError(f"node exited with code {proc.returncode} (see {path.parent}/node.log)")
+        try:
+            info = json.loads(path.read_text())
+            if info.get("pid") == proc.pid and info.get("mesh_addr"):
+                return info  # type: ignore[no-any-return]
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    raise UpError(f"node did not start within {STARTUP_TIMEOUT_S:.0f} s (see {path.parent}/node.log)")
+
+
+def start_mesh(
+    n: int, mesh_dir: Path, trust_domain: str, profile: str, svid_ttl: str
+) -> tuple[list[subprocess.Popen[bytes]], list[dict[str, object]]]:
+    mesh_dir.mkdir(parents=True, exist_ok=True)
+    if not CertificateAuthority.exists(mesh_dir):
+        CertificateAuthority.init(mesh_dir, trust_domain)
+    procs: list[subprocess.Popen[bytes]] = []
+    infos: list[dict[str, object]] = []
+    try:
+        seed = ""
+        pending: list[tuple[Path, subprocess.Popen[bytes]]] = []
+        for i in range(1, n + 1):
+            name = f"node-{i}"
+            ndir = mesh_dir / "nodes" / name
+            ndir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            (ndir / "node.json").unlink(missing_ok=True)
+            cmd = [
+                sys.executable, "-m", "hyperion", "node", "start",
+                "--dir", str(mesh_dir), "--name", name, "--listen", "127.0.0.1:0",
+                "--profile", profile, "--svid-ttl", svid_ttl,
+                "--token", create_token(mesh_dir, ttl_s=600),
+            ]
+            if seed:
+                cmd += ["--join", seed]
+            log = open(ndir / "node.log", "ab")  # noqa: SIM115 (owned by the child)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            log.close()
+            procs.append(proc)
+            if i == 1:
+                info = _wait_for_info(ndir / "node.json", proc, time.monotonic() + STARTUP_TIMEOUT_S)
+                infos.append(info)
+                seed = str(info["mesh_addr"])
+            else:
+                pending.append((ndir / "node.json", proc))
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        for path, proc in pending:
+            infos.append(_wait_for_info(path, proc, deadline))
+    except BaseException:
+        stop_mesh(procs)
+        raise
+    mesh = {
+        "nodes": [
+            {k: info.get(k) for k in ("name", "node_id", "spiffe_id", "pid", "mesh_addr", "api_addr")}
+            for info in infos
+        ]
+    }
+    tmp = mesh_dir / "mesh.json.tmp"
+    tmp.write_text(json.dumps(mesh, indent=2))
+    os.replace(tmp, mesh_dir / "mesh.json")
+    return procs, infos
+
+
+def stop_mesh(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def run_up(n: int, mesh_dir: Path, trust_domain: str, profile: str, svid_ttl: str,
+           console: Console) -> None:
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        procs, infos = start_mesh(n, mesh_dir, trust_domain, profile, svid_ttl)
+    except UpError as e:
+        console.print(f"[red]error:[/] {e}")
+        sys.exit(1)
+    table = Table(title=f"Hyperion mesh in {mesh_dir}")
+    for col in ("name", "node id", "pid", "mesh address"):
+        table.add_column(col)
+    for info in infos:
+        table.add_row(str(info["name"]), str(info["node_id"])[:16], str(info["pid"]),
+                      str(info["mesh_addr"]))
+    console.print(table)
+    console.print(f"wrote {mesh_dir / 'mesh.json'}; try: hyperion members --dir {mesh_dir}")
+    console.print("Ctrl-C stops the mesh.")
+    reported: set[int] = set()
+    try:
+        while not stopping:
+            for p, info in zip(procs, infos, strict=True):
+                if p.poll() is not None and p.pid not in reported:
+                    reported.add(p.pid)
+                    console.print(f"[yellow]{info['name']} (pid {p.pid}) exited with code "
+                                  f"{p.returncode}[/]")
+            time.sleep(0.2)
+    finally:
+        console.print("stopping the mesh…")
+        stop_mesh(procs)

@@ -1,0 +1,244 @@
+"""One Hyperion node: identity, mutual-TLS server, membership, SVID rotation, admin API.
+
+``run_node`` is what ``hyperion node start`` runs in its own OS process. State lives in
+``DIR/nodes/NAME/``: the Ed25519 node key (0600), the current SVID, ``node.json``
+(written once the port is bound: what ``hyperion up`` and the CLI read) and the log.
+
+The first SVID needs a one-time join token; later ones are issued while the current
+SVID is still valid (the node proves it holds it, as a SPIRE agent re-attests).
+Renewal happens at half-life and swaps credentials under running connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from hyperion import __version__
+from hyperion.identity.ca import CertificateAuthority, Svid
+from hyperion.identity.errors import IdentityError
+from hyperion.identity.keys import NodeKey
+from hyperion.identity.spiffe import node_spiffe_id, parse_spiffe_id
+from hyperion.identity.tokens import redeem_token
+from hyperion.mesh.membership import PROFILES, MemberEvent, Membership
+from hyperion.net import wire_pb2, wire_pb2_grpc
+from hyperion.net.driver import CoreDriver
+from hyperion.net.transport import (
+    TLS_NAME,
+    Counters,
+    CredentialStore,
+    Transport,
+    peer_spiffe_id,
+    start_server,
+)
+
+log = logging.getLogger("hyperion.node")
+LEAVE_FLUSH_S = 0.3  # let the leave broadcast go out before closing links
+
+
+@dataclass
+class NodeOptions:
+    dir: Path
+    name: str
+    listen: str = "127.0.0.1:0"
+    join: list[str] = field(default_factory=list)
+    token: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    profile: str = "local"
+    svid_ttl_s: float = 3600.0
+
+
+def node_dir(mesh_dir: Path, name: str) -> Path:
+    return mesh_dir / "nodes" / name
+
+
+def _listen_ips(listen: str) -> tuple[str, ...]:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    ips = ["127.0.0.1"]
+    with contextlib.suppress(ValueError):
+        if not ipaddress.ip_address(host).is_unspecified and host not in ips:
+            ips.append(host)
+    return tuple(ips)
+
+
+def obtain_svid(opts: NodeOptions, key: NodeKey, ca: CertificateAuthority) -> Svid:
+    """The node's SVID: reuse a valid one, renew while valid, else redeem the join token."""
+    ndir = node_dir(opts.dir, opts.name)
+    spiffe_id = node_spiffe_id(ca.trust_domain, key.node_id)
+    current: Svid | None = None
+    with contextlib.suppress(IdentityError):
+        current = Svid.read(ndir)
+    now = time.time()
+    if current is not None and current.spiffe_id == spiffe_id and current.not_after > now:
+        if now < current.renew_at:
+            return current
+    elif opts.token is None:
+        raise IdentityError(
+            f"node {opts.name} has no valid SVID: pass --token "
+            f"(create one with `hyperion token create --dir {opts.dir}`)"
+        )
+    else:
+        redeem_token(opts.dir, opts.token)
+    svid = ca.issue_svid(
+        spiffe_id,
+        ttl_s=opts.svid_ttl_s,
+        dns_names=("localhost", TLS_NAME),
+        ip_addresses=_listen_ips(opts.listen),
+    )
+    svid.write(ndir)
+    return svid
+
+
+class _Admin(wire_pb2_grpc.AdminServicer):
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    async def Members(  # noqa: N802 (gRPC method name)
+        self, request: wire_pb2.MembersRequest, context: grpc.aio.ServicerContext
+    ) -> wire_pb2.MembersReply:
+        peer = peer_spiffe_id(context)
+        try:
+            sid = parse_spiffe_id(peer or "")
+        except IdentityError:
+            sid = None
+        if sid is None or sid.trust_domain != self._node.trust_domain or sid.kind != "user":
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "admin API needs a user SVID")
+        return self._node.members_reply()
+
+
+class Node:
+    """A running node (see module docstring)."""
+
+    def __init__(self, opts: NodeOptions) -> None:
+        if opts.profile not in PROFILES:
+            raise ValueError(f"unknown profile {opts.profile!r} (choose {', '.join(PROFILES)})")
+        self.opts = opts
+        self.dir = node_dir(opts.dir, opts.name)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key_path = self.dir / "node.key"
+        if key_path.exists():
+            self.key = NodeKey.load(key_path)
+        else:
+            self.key = NodeKey.generate()
+            self.key.save(key_path)
+        self.ca = CertificateAuthority.load(opts.dir)
+        self.trust_domain = self.ca.trust_domain
+        self.svid = obtain_svid(opts, self.key, self.ca)
+        self.creds = CredentialStore(self.svid)
+        self.counters = Counters()
+        self.state_since: dict[str, float] = {}
+        self.addr = ""
+        self.core: Membership | None = None
+        self.driver: CoreDriver | None = None
+
+    def _on_notify(self, event: object) -> None:
+        if isinstance(event, MemberEvent):
+            self.state_since[event.node_id] = time.time()
+            log.info("member %s (%s) is %s", event.name or event.node_id[:12], event.addr,
+                     event.state)
+
+    def members_reply(self) -> wire_pb2.MembersReply:
+        assert self.core is not None
+        members = [
+            wire_pb2.MemberInfo(
+                node_id=str(m["node_id"]),
+                name=str(m["name"]),
+                addr=str(m["addr"]),
+                state=str(m["state"]),
+                incarnation=int(m["incarnation"]),  # type: ignore[call-overload]
+                state_since_unix=self.state_since.get(str(m["node_id"]), 0.0),
+            )
+            for m in self.core.members()
+        ]
+        counters = dict(self.counters.values)
+        for k, v in self.core.stats.counters.items():
+            counters[f"swim_{k}"] = v
+        counters["svid_serial_changes"] = counters.get("svid_renewals", 0)
+        return wire_pb2.MembersReply(
+            node_id=self.key.node_id, name=self.opts.name, members=members, counters=counters
+        )
+
+    def _write_info(self) -> None:
+        info = {
+            "name": self.opts.name,
+            "node_id": self.key.node_id,
+            "spiffe_id": self.svid.spiffe_id,
+            "pid": os.getpid(),
+            "mesh_addr": self.addr,
+            "api_addr": None,
+            "labels": self.opts.labels,
+            "version": __version__,
+            "profile": self.opts.profile,
+        }
+        tmp = self.dir / "node.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2))
+        os.replace(tmp, self.dir / "node.json")
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, self.creds.svid.renew_at - time.time()))
+            try:
+                svid = obtain_svid(self.opts, self.key, self.ca)
+            except IdentityError as e:
+                log.error("SVID renewal failed: %s", e)
+                self.counters.inc("svid_renewal_errors")
+                await asyncio.sleep(1.0)
+                continue
+            self.creds.update(svid)
+            self.svid = svid
+            self.counters.inc("svid_renewals")
+            log.info("renewed SVID, valid until %s", time.ctime(svid.not_after))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        transport = Transport(self.creds, self.counters)
+        holder: list[CoreDriver] = []
+        server, port = await start_server(
+            self.opts.listen,
+            self.creds,
+            self.trust_domain,
+            self.counters,
+            lambda opened: holder[0].deliver(opened),
+            admin=_Admin(self),
+        )
+        host = self.opts.listen.rsplit(":", 1)[0]
+        if host in ("", "0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        self.addr = f"{host}:{port}"
+        self.core = Membership(
+            self.key.node_id,
+            self.addr,
+            name=self.opts.name,
+            rng=random.Random(),
+            now=time.monotonic(),
+            config=PROFILES[self.opts.profile],
+        )
+        self.driver = CoreDriver(self.core, self.key, transport, self.counters, self._on_notify)
+        holder.append(self.driver)
+        self.driver.execute(self.core.join(self.opts.join, time.monotonic()))
+        self._write_info()
+        log.info("node %s (%s) listening on %s", self.opts.name, self.key.node_id, self.addr)
+        tasks = [
+            asyncio.create_task(self.driver.run()),
+            asyncio.create_task(self._renew_loop()),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            self.driver.execute(self.core.leave(time.monotonic()))
+            await asyncio.sleep(LEAVE_FLUSH_S)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await transport.close()
+            await server.stop(grace=0.2)
+            log.info("node %s stopped", self.opts.name)
