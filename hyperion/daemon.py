@@ -144,8 +144,9 @@ class Node:
     def _on_notify(self, event: object) -> None:
         if isinstance(event, MemberEvent):
             self.state_since[event.node_id] = time.time()
-            log.info("member %s (%s) is %s", event.name or event.node_id[:12], event.addr,
-                     event.state)
+            log.info(
+                "member %s (%s) is %s", event.name or event.node_id[:12], event.addr, event.state
+            )
 
     def members_reply(self) -> wire_pb2.MembersReply:
         assert self.core is not None

@@ -209,9 +209,7 @@ def _mutations() -> st.SearchStrategy[bytes]:
         pos %= len(base) + 1
         return base[:pos] + insert + base[pos + cut :]
 
-    return st.tuples(st.integers(0, 10_000), st.integers(0, 8), st.binary(max_size=8)).map(
-        mutate
-    )
+    return st.tuples(st.integers(0, 10_000), st.integers(0, 8), st.binary(max_size=8)).map(mutate)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

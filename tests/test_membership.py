@@ -93,7 +93,9 @@ def _probe_until_target(
     for _ in range(50):
         t = a.next_deadline() or t
         effects = a.tick(t)
-        if any(isinstance(e, Send) and isinstance(e.msg, Ping) and e.dest == target for e in effects):
+        if any(
+            isinstance(e, Send) and isinstance(e.msg, Ping) and e.dest == target for e in effects
+        ):
             return effects, t
         deliver(cores, effects, t)
     raise AssertionError("target never probed")
@@ -145,8 +147,10 @@ def test_suspected_node_refutes_with_higher_incarnation() -> None:
     effects = b.handle(Gossip(nid(0), (Update(nid(1), "n1", 0, SUSPECT),)), 1.0)
     assert b.incarnation == 1
     direct = [e for e in effects if e.dest == nid(0)]
-    assert any(isinstance(e.msg, Gossip) and e.msg.updates[0] == Update(nid(1), "n1", 1, ALIVE, "n1")
-               for e in direct)
+    assert any(
+        isinstance(e.msg, Gossip) and e.msg.updates[0] == Update(nid(1), "n1", 1, ALIVE, "n1")
+        for e in direct
+    )
     assert any(isinstance(e.msg, Broadcast) for e in effects)
     # The refutation overrides the suspicion everywhere it lands.
     a = cores[nid(0)]
@@ -211,7 +215,9 @@ def test_bad_peer_input_is_counted_not_raised() -> None:
 def test_broadcast_reaches_every_member_once_per_redundancy() -> None:
     n = 200
     ids = [hashlib.sha256(b"%d" % i).hexdigest()[:40] for i in range(n)]  # like real ids
-    built = {i: Membership(i, i, rng=random.Random(k), now=0.0, config=CFG) for k, i in enumerate(ids)}
+    built = {
+        i: Membership(i, i, rng=random.Random(k), now=0.0, config=CFG) for k, i in enumerate(ids)
+    }
     for c in built.values():
         for other in ids:
             c.handle(Gossip(other, (Update(other, other, 0, ALIVE),)), 0.0)
@@ -227,8 +233,11 @@ def test_broadcast_reaches_every_member_once_per_redundancy() -> None:
         received[e.dest] = received.get(e.dest, 0) + 1
         if e.dest == ids[-1]:
             continue
-        queue.extend(x for x in built[e.dest].handle(e.msg, 0.0) if isinstance(x, Send)
-                     and isinstance(x.msg, Broadcast))
+        queue.extend(
+            x
+            for x in built[e.dest].handle(e.msg, 0.0)
+            if isinstance(x, Send) and isinstance(x.msg, Broadcast)
+        )
     # Every live member but the origin (which may get copies back); never the dead one.
     assert set(received) - {ids[0]} == set(ids[1:-1])
     for c in list(built.values())[1:-1]:

@@ -38,4 +38,6 @@ def test_core_uses_only_injected_randomness(rel: str) -> None:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             base = node.func.value
             if isinstance(base, ast.Name) and base.id == "random":
-                pytest.fail(f"{rel}:{node.lineno} calls random.{node.func.attr} (use the injected rng)")
+                pytest.fail(
+                    f"{rel}:{node.lineno} calls random.{node.func.attr} (use the injected rng)"
+                )

@@ -59,7 +59,11 @@ def _mesh(n: int, seed: int, loss: float = 0.0) -> tuple[Simulator, list[Members
     cores = []
     for i in range(n):
         c = Membership(
-            sim_node_id(seed, i), f"sim://{i}", name=f"n{i}", rng=random.Random(i), now=0.0,
+            sim_node_id(seed, i),
+            f"sim://{i}",
+            name=f"n{i}",
+            rng=random.Random(i),
+            now=0.0,
             config=PROFILES["lan"],
         )
         cores.append(c)
@@ -91,8 +95,9 @@ def test_crash_and_restart_rejoins_with_higher_incarnation() -> None:
     sim.crash(victim)
     sim.run(25)
     assert all(c.state_of(vid) == "dead" for i, c in enumerate(cores) if i != victim)
-    fresh = Membership(vid, cores[victim].addr, name="n5", rng=random.Random(99), now=25.0,
-                       config=PROFILES["lan"])
+    fresh = Membership(
+        vid, cores[victim].addr, name="n5", rng=random.Random(99), now=25.0, config=PROFILES["lan"]
+    )
     sim.restart(victim, fresh, fresh.join(["sim://0"], 25.0))
     sim.run(40)
     assert fresh.incarnation >= 1
@@ -111,7 +116,12 @@ def test_isolated_node_is_declared_dead_and_comes_back() -> None:
 
 
 def test_bad_parameters_are_rejected() -> None:
-    for kw in ({"nodes": 1}, {"nodes": 10, "loss": 1.0}, {"nodes": 10, "crash_fraction": -0.1},
-               {"nodes": 10, "profile": "mars"}, {"nodes": 10, "start": "later"}):
+    for kw in (
+        {"nodes": 1},
+        {"nodes": 10, "loss": 1.0},
+        {"nodes": 10, "crash_fraction": -0.1},
+        {"nodes": 10, "profile": "mars"},
+        {"nodes": 10, "start": "later"},
+    ):
         with pytest.raises(ValueError):
             MembershipExperiment(seed=1, **kw)  # type: ignore[arg-type]

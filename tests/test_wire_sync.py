@@ -11,7 +11,9 @@ GENERATED = ["wire_pb2.py", "wire_pb2.pyi", "wire_pb2_grpc.py"]
 
 
 def test_generated_code_is_in_sync(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(ROOT / "tools" / "gen_proto.py"), str(tmp_path)], check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_proto.py"), str(tmp_path)], check=True
+    )
     for name in GENERATED:
         fresh = (tmp_path / "hyperion" / "net" / name).read_text()
         committed = (ROOT / "hyperion" / "net" / name).read_text()

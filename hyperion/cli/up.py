@@ -41,7 +41,9 @@ def _wait_for_info(path: Path, proc: subprocess.Popen[bytes], deadline: float) -
         except (OSError, ValueError):
             pass
         time.sleep(0.02)
-    raise UpError(f"node did not start within {STARTUP_TIMEOUT_S:.0f} s (see {path.parent}/node.log)")
+    raise UpError(
+        f"node did not start within {STARTUP_TIMEOUT_S:.0f} s (see {path.parent}/node.log)"
+    )
 
 
 def start_mesh(
@@ -61,19 +63,36 @@ def start_mesh(
             ndir.mkdir(parents=True, exist_ok=True, mode=0o700)
             (ndir / "node.json").unlink(missing_ok=True)
             cmd = [
-                sys.executable, "-m", "hyperion", "node", "start",
-                "--dir", str(mesh_dir), "--name", name, "--listen", "127.0.0.1:0",
-                "--profile", profile, "--svid-ttl", svid_ttl,
-                "--token", create_token(mesh_dir, ttl_s=600),
+                sys.executable,
+                "-m",
+                "hyperion",
+                "node",
+                "start",
+                "--dir",
+                str(mesh_dir),
+                "--name",
+                name,
+                "--listen",
+                "127.0.0.1:0",
+                "--profile",
+                profile,
+                "--svid-ttl",
+                svid_ttl,
+                "--token",
+                create_token(mesh_dir, ttl_s=600),
             ]
             if seed:
                 cmd += ["--join", seed]
             log = open(ndir / "node.log", "ab")  # noqa: SIM115 (owned by the child)
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
             log.close()
             procs.append(proc)
             if i == 1:
-                info = _wait_for_info(ndir / "node.json", proc, time.monotonic() + STARTUP_TIMEOUT_S)
+                info = _wait_for_info(
+                    ndir / "node.json", proc, time.monotonic() + STARTUP_TIMEOUT_S
+                )
                 infos.append(info)
                 seed = str(info["mesh_addr"])
             else:
@@ -86,7 +105,10 @@ def start_mesh(
         raise
     mesh = {
         "nodes": [
-            {k: info.get(k) for k in ("name", "node_id", "spiffe_id", "pid", "mesh_addr", "api_addr")}
+            {
+                k: info.get(k)
+                for k in ("name", "node_id", "spiffe_id", "pid", "mesh_addr", "api_addr")
+            }
             for info in infos
         ]
     }
@@ -109,8 +131,9 @@ def stop_mesh(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-def run_up(n: int, mesh_dir: Path, trust_domain: str, profile: str, svid_ttl: str,
-           console: Console) -> None:
+def run_up(
+    n: int, mesh_dir: Path, trust_domain: str, profile: str, svid_ttl: str, console: Console
+) -> None:
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -128,8 +151,9 @@ def run_up(n: int, mesh_dir: Path, trust_domain: str, profile: str, svid_ttl: st
     for col in ("name", "node id", "pid", "mesh address"):
         table.add_column(col)
     for info in infos:
-        table.add_row(str(info["name"]), str(info["node_id"])[:16], str(info["pid"]),
-                      str(info["mesh_addr"]))
+        table.add_row(
+            str(info["name"]), str(info["node_id"])[:16], str(info["pid"]), str(info["mesh_addr"])
+        )
     console.print(table)
     console.print(f"wrote {mesh_dir / 'mesh.json'}; try: hyperion members --dir {mesh_dir}")
     console.print("Ctrl-C stops the mesh.")
@@ -139,8 +163,9 @@ def run_up(n: int, mesh_dir: Path, trust_domain: str, profile: str, svid_ttl: st
             for p, info in zip(procs, infos, strict=True):
                 if p.poll() is not None and p.pid not in reported:
                     reported.add(p.pid)
-                    console.print(f"[yellow]{info['name']} (pid {p.pid}) exited with code "
-                                  f"{p.returncode}[/]")
+                    console.print(
+                        f"[yellow]{info['name']} (pid {p.pid}) exited with code {p.returncode}[/]"
+                    )
             time.sleep(0.2)
     finally:
         console.print("stopping the mesh…")

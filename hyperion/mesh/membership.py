@@ -265,13 +265,14 @@ class _RumorQueue:
     counted: it has had the most chances already.
     """
 
-    __slots__ = ("_buckets", "_where", "_max", "_stats")
+    __slots__ = ("_buckets", "_where", "_max", "_stats", "_low")
 
     def __init__(self, max_len: int, stats: _Stats) -> None:
         self._buckets: list[dict[int, Update]] = [{}]
         self._where: dict[int, int] = {}
         self._max = max_len
         self._stats = stats
+        self._low = 0  # no rumor sits in a bucket below this one
 
     def __len__(self) -> int:
         return len(self._where)
@@ -287,6 +288,7 @@ class _RumorQueue:
                     break
         self._buckets[0][slot] = update
         self._where[slot] = 0
+        self._low = 0
 
     def discard(self, slot: int) -> None:
         b = self._where.pop(slot, None)
@@ -298,7 +300,12 @@ class _RumorQueue:
         where = self._where
         out: list[Update] = []
         moved: list[tuple[int, int, Update]] = []
-        for b, bucket in enumerate(buckets):
+        low = self._low
+        while low < len(buckets) and not buckets[low]:
+            low += 1
+        self._low = low
+        for b in range(low, len(buckets)):
+            bucket = buckets[b]
             while bucket and len(out) < limit:
                 slot, u = bucket.popitem()
                 out.append(u)
@@ -520,13 +527,14 @@ class Membership:
         if self._next_reconnect is not None and self._next_reconnect <= now:
             rc = self.config.reconnect_interval_s or 0.0
             self._next_reconnect = now + rc * (0.5 + self.rng.random())
-            s = self._random_dead()
-            if s is not None:
+            dead = self._random_dead()
+            if dead is not None:
                 d = self.directory
                 self.stats.inc("reconnect_attempts")
                 mine = Update(self.node_id, self.addr, self.incarnation, ALIVE, self.name)
-                theirs = Update(d.ids[s], d.addrs[s], self.table.get(s) >> 2, DEAD, d.names[s])
-                out.append(Send(d.ids[s], d.addrs[s], Gossip(self.node_id, (mine, theirs))))
+                key = self.table.get(dead)
+                theirs = Update(d.ids[dead], d.addrs[dead], key >> 2, DEAD, d.names[dead])
+                out.append(Send(d.ids[dead], d.addrs[dead], Gossip(self.node_id, (mine, theirs))))
         return out
 
     def handle(self, msg: object, now: float) -> list[Effect]:
@@ -782,6 +790,8 @@ class Membership:
             self.stats.inc("drop_bad_broadcast")
             return
         self._on_updates(msg.updates, msg.src, now, out)
+        if msg.lo == msg.hi:
+            return  # a leaf hand-out: nothing below us to forward to
         # Forward what we have not forwarded *for this range* and still believe, even if
         # piggyback told us first: the range depends on us, not on how we heard. (Having
         # forwarded a wider range is not enough: we delegated that range onwards.)
@@ -812,9 +822,10 @@ class Membership:
         A range of at most ``2 * broadcast_fanout`` members is handed out member by
         member. A larger one is split into equal id sub-ranges — ``broadcast_fanout`` of
         them, fewer if that would leave fewer than ``broadcast_fanout`` members in
-        each — and each sub-range is handed to ``broadcast_redundancy`` delegates. Delegates are picked deterministically
-        from (rumor, sub-range), so every holder of a range picks the same ones and the
-        cost stays ~``redundancy`` messages per member instead of compounding per hop.
+        each — and each sub-range is handed to ``broadcast_redundancy`` delegates.
+        Delegates are picked deterministically from (rumor, sub-range), so every holder
+        of a range picks the same ones and the cost stays ~``redundancy`` messages per
+        member instead of compounding per hop.
         """
         d = self.directory
         values, slots = d.sorted_index()
@@ -890,7 +901,7 @@ class Membership:
         if n and (int(incoming.max()) > max_key or bool(np.any((incoming & 3) == 0))):
             self.stats.inc("drop_bad_push_pull")
             return
-        found = list(map(d.find, msg.ids))
+        found = d.find_many(msg.ids)
         if None in found:
             found = [d.slot(i) if s is None else s for i, s in zip(msg.ids, found, strict=True)]
         slots = np.array(found, dtype=np.int64)
@@ -958,7 +969,9 @@ class Membership:
         return out
 
     def _random_dead(self) -> int | None:
-        if self.table.dead == 0 or (self.table.dead == 1 and self.table.get(self.self_slot) & 3 == DEAD):
+        if self.table.dead == 0 or (
+            self.table.dead == 1 and self.table.get(self.self_slot) & 3 == DEAD
+        ):
             return None
         n = len(self.directory)
         keys = self.table.keys
@@ -966,8 +979,11 @@ class Membership:
             s = self.rng.randrange(n)
             if s != self.self_slot and keys[s] & 3 == DEAD:
                 return s
-        cand = [s for s in np.flatnonzero((self.table.view()[:n] & 3) == DEAD).tolist()
-                if s != self.self_slot]
+        cand = [
+            s
+            for s in np.flatnonzero((self.table.view()[:n] & 3) == DEAD).tolist()
+            if s != self.self_slot
+        ]
         return self.rng.choice(cand) if cand else None
 
     def _next_seq(self) -> int:

@@ -17,6 +17,7 @@ share one directory to save memory while real nodes each own theirs.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -75,6 +76,9 @@ class Directory:
 
     def find(self, node_id: str) -> int | None:
         return self._slots.get(node_id)
+
+    def find_many(self, node_ids: Sequence[str]) -> list[int | None]:
+        return list(map(self._slots.get, node_ids))
 
 
 class MemberTable:

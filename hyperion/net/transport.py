@@ -18,6 +18,7 @@ The transport owns sockets and TLS; it does not interpret messages (see ``driver
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 import grpc
 
 from hyperion.identity.ca import Svid
-from hyperion.identity.spiffe import parse_spiffe_id
 from hyperion.identity.errors import IdentityError
+from hyperion.identity.spiffe import parse_spiffe_id
 from hyperion.net import wire_pb2, wire_pb2_grpc
 from hyperion.net.envelope import EnvelopeError, Opened, ReplayGuard, verify
 
@@ -201,10 +202,8 @@ class PeerLink:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
         pending = self._queue.qsize()
         if pending:
             self._counters.inc("dropped_on_close", pending)
@@ -272,4 +271,3 @@ async def call_admin_members(
             wire_pb2.MembersRequest(), timeout=timeout_s
         )
         return reply
-
