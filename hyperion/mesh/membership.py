@@ -41,8 +41,9 @@ import math
 import operator
 import random
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -115,6 +116,7 @@ class Broadcast:
     lo: int
     hi: int
     updates: tuple[Update, ...]
+    rank: int = 0  # which of the range's delegates this is (see broadcast_leaf_copies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,9 @@ class SwimConfig:
     indirect_checks: int = 3  # SWIM's k, memberlist IndirectChecks
     broadcast_fanout: int = 16  # sub-ranges per hop: 10,000 nodes are 3-4 hops deep
     broadcast_redundancy: int = 2  # members handed each sub-range; survives a lost message
+    # Delegates of a leaf range that hand it out member by member. One: the rank-0
+    # delegate got its range from every holder above, and piggyback repairs a lost leaf.
+    broadcast_leaf_copies: int = 1
     retransmit_mult: int = 2  # piggyback repairs; the broadcast carries urgent news
     max_piggyback: int = 16  # ~50 B per update: 800 B, inside a 1,400 B datagram
     push_pull_interval_s: float | None = 30.0
@@ -539,28 +544,24 @@ class Membership:
 
     def handle(self, msg: object, now: float) -> list[Effect]:
         out: list[Effect] = []
-        if isinstance(msg, Ping):
-            self._on_updates(msg.updates, msg.src, now, out)
-            if msg.target != self.node_id:
-                self.stats.inc("drop_misdirected_ping")
-                return out
-            ack = Ack(self.node_id, msg.seq, self._take_updates(self.config.max_piggyback))
-            out.append(Send(msg.src, msg.src_addr, ack))
-        elif isinstance(msg, Ack):
-            self._on_updates(msg.updates, msg.src, now, out)
-            self._on_ack(msg, now, out)
-        elif isinstance(msg, PingReq):
-            self._on_updates(msg.updates, msg.src, now, out)
-            self._on_ping_req(msg, now, out)
-        elif isinstance(msg, Gossip):
-            self._on_updates(msg.updates, msg.src, now, out)
-        elif isinstance(msg, Broadcast):
-            self._on_broadcast(msg, now, out)
-        elif isinstance(msg, PushPull):
-            self._on_push_pull(msg, now, out)
-        else:
+        handler = _HANDLERS.get(type(msg))
+        if handler is None:
             self.stats.inc("drop_unknown_message")
+        else:
+            handler(self, msg, now, out)
         return out
+
+    def _on_ping(self, msg: Ping, now: float, out: list[Effect]) -> None:
+        if msg.updates:
+            self._on_updates(msg.updates, msg.src, now, out)
+        if msg.target != self.node_id:
+            self.stats.inc("drop_misdirected_ping")
+            return
+        ack = Ack(self.node_id, msg.seq, self._take_updates(self.config.max_piggyback))
+        out.append(Send(msg.src, msg.src_addr, ack))
+
+    def _on_gossip(self, msg: Gossip, now: float, out: list[Effect]) -> None:
+        self._on_updates(msg.updates, msg.src, now, out)
 
     # ------------------------------------------------------------------- probing
 
@@ -643,6 +644,8 @@ class Membership:
         out.append(Send(d.ids[slot], d.addrs[slot], Gossip(self.node_id, (u,))))
 
     def _on_ack(self, msg: Ack, now: float, out: list[Effect]) -> None:
+        if msg.updates:
+            self._on_updates(msg.updates, msg.src, now, out)
         relay = self._relays.pop(msg.seq, None)
         if relay is not None:
             out.append(Send(relay.origin, relay.origin_addr, Ack(self.node_id, relay.origin_seq)))
@@ -655,6 +658,8 @@ class Membership:
             self._rtt.add(now - probe.sent_at)
 
     def _on_ping_req(self, msg: PingReq, now: float, out: list[Effect]) -> None:
+        if msg.updates:
+            self._on_updates(msg.updates, msg.src, now, out)
         if len(self._relays) >= self.config.relay_max:
             self.stats.inc("drop_relay_full")
             return
@@ -687,24 +692,30 @@ class Membership:
         """Apply rumors; returns the ones that were news to this node."""
         d = self.directory
         table = self.table
+        keys = table.keys
+        find = d._slots.get
+        me = self.node_id
+        max_inc = table.dtype_max_incarnation
         fresh: list[Update] = []
         for u in updates:
-            if u.node_id == self.node_id:
+            node_id, state, inc = u.node_id, u.state, u.incarnation
+            if node_id == me:
                 self._about_self(u, src, now, out)
                 continue
-            if u.state not in STATE_NAMES or u.incarnation < 0:
+            if state not in STATE_NAMES or inc < 0:
                 self.stats.inc("drop_bad_update")
                 continue
-            if u.incarnation > table.dtype_max_incarnation:
+            if inc > max_inc:
                 self.stats.inc("drop_incarnation_overflow")
                 continue
-            slot = d.find(u.node_id)
+            slot = find(node_id)
             if slot is None:
-                if u.state != ALIVE:
+                if state != ALIVE:
                     continue  # memberlist ignores suspect/dead about unknown members
-                slot = d.slot(u.node_id, u.addr, u.name)
-            key = (u.incarnation << 2) | u.state
-            if key <= table.get(slot):
+                slot = d.slot(node_id, u.addr, u.name)
+                keys = table.keys  # the table may have grown
+            key = (inc << 2) | state
+            if slot < len(keys) and key <= keys[slot]:
                 continue
             if u.state == ALIVE and u.addr:
                 d.slot(u.node_id, u.addr, u.name)
@@ -810,12 +821,18 @@ class Membership:
                 forwarded.popitem(last=False)
             todo.append(u)
         if todo:
-            self._broadcast(msg.lo, msg.hi, tuple(todo), out, skip=msg.src)
+            self._broadcast(msg.lo, msg.hi, tuple(todo), out, skip=msg.src, rank=msg.rank)
         else:
             self.stats.inc("broadcast_duplicates")
 
     def _broadcast(
-        self, lo: int, hi: int, updates: tuple[Update, ...], out: list[Effect], skip: str = ""
+        self,
+        lo: int,
+        hi: int,
+        updates: tuple[Update, ...],
+        out: list[Effect],
+        skip: str = "",
+        rank: int = 0,
     ) -> None:
         """Deliver ``updates`` to every live member with an id in [lo, hi] (except self).
 
@@ -825,7 +842,9 @@ class Membership:
         each — and each sub-range is handed to ``broadcast_redundancy`` delegates.
         Delegates are picked deterministically from (rumor, sub-range), so every holder
         of a range picks the same ones and the cost stays ~``redundancy`` messages per
-        member instead of compounding per hop.
+        member instead of compounding per hop. Leaves are handed out by the first
+        ``broadcast_leaf_copies`` delegates; a leaf lost on the way is repaired by
+        piggyback.
         """
         d = self.directory
         values, slots = d.sorted_index()
@@ -837,6 +856,8 @@ class Membership:
         k = self.config.broadcast_fanout
         count = b0 - a0
         if count <= 2 * k:
+            if rank >= self.config.broadcast_leaf_copies:
+                return
             for pos in range(a0, b0):
                 s = slots[pos]
                 if s != me and s != skip_slot and (keys[s] & 3) == ALIVE:
@@ -864,10 +885,9 @@ class Membership:
                         chosen.append(s)
                         if len(chosen) >= want:
                             break
-                if chosen:
-                    msg = Broadcast(self.node_id, sub_lo, sub_hi, updates)
-                    for s in chosen:
-                        out.append(Send(d.ids[s], d.addrs[s], msg))
+                for r, s in enumerate(chosen):
+                    msg = Broadcast(self.node_id, sub_lo, sub_hi, updates, r)
+                    out.append(Send(d.ids[s], d.addrs[s], msg))
             a = b
 
     # --------------------------------------------------------------- push-pull
@@ -993,3 +1013,14 @@ class Membership:
     def _push_timer(self, when: float, kind: int, arg: int) -> None:
         self._timer_seq += 1
         heapq.heappush(self._timers, (when, self._timer_seq, kind, arg))
+
+
+_Handler = Callable[[Membership, Any, float, list[Effect]], None]
+_HANDLERS: dict[type, _Handler] = {
+    Ping: Membership._on_ping,
+    Ack: Membership._on_ack,
+    PingReq: Membership._on_ping_req,
+    Gossip: Membership._on_gossip,
+    Broadcast: Membership._on_broadcast,
+    PushPull: Membership._on_push_pull,
+}

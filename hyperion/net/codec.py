@@ -119,6 +119,7 @@ def encode(msg: Message) -> bytes:
                 lo=msg.lo.to_bytes(NODE_ID_BYTES, "big"),
                 hi=msg.hi.to_bytes(NODE_ID_BYTES, "big"),
                 updates=[_update_pb(u) for u in msg.updates],
+                rank=msg.rank,
             )
         )
     elif isinstance(msg, PushPull):
@@ -178,7 +179,7 @@ def decode(body: bytes) -> Message:
         lo, hi = int.from_bytes(b.lo, "big"), int.from_bytes(b.hi, "big")
         if lo > hi:
             raise WireError("broadcast range is empty")
-        return Broadcast(_id(b.src), lo, hi, _updates(b.updates))
+        return Broadcast(_id(b.src), lo, hi, _updates(b.updates), b.rank)
     if kind == "push_pull":
         pp = m.push_pull
         n = len(pp.ids)

@@ -115,16 +115,18 @@ class Gossip(_message.Message):
     def __init__(self, src: _Optional[bytes] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ...) -> None: ...
 
 class Broadcast(_message.Message):
-    __slots__ = ("src", "lo", "hi", "updates")
+    __slots__ = ("src", "lo", "hi", "updates", "rank")
     SRC_FIELD_NUMBER: _ClassVar[int]
     LO_FIELD_NUMBER: _ClassVar[int]
     HI_FIELD_NUMBER: _ClassVar[int]
     UPDATES_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
     src: bytes
     lo: bytes
     hi: bytes
     updates: _containers.RepeatedCompositeFieldContainer[Update]
-    def __init__(self, src: _Optional[bytes] = ..., lo: _Optional[bytes] = ..., hi: _Optional[bytes] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ...) -> None: ...
+    rank: int
+    def __init__(self, src: _Optional[bytes] = ..., lo: _Optional[bytes] = ..., hi: _Optional[bytes] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ..., rank: _Optional[int] = ...) -> None: ...
 
 class PushPull(_message.Message):
     __slots__ = ("src", "src_addr", "reply", "join", "ids", "addrs", "names", "keys")

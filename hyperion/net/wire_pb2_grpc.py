@@ -2,6 +2,7 @@
 """Client and server classes corresponding to protobuf-defined services."""
 
 import grpc
+import warnings
 
 from hyperion.net import wire_pb2 as hyperion_dot_net_dot_wire__pb2
 

@@ -133,26 +133,31 @@ class Simulator:
     def run(self, until: float) -> None:
         heap = self._heap
         cores = self.cores
+        timer_at = self._timer_at
+        stats = self.stats
+        tracing = self._trace is not None
+        pop = heapq.heappop
+        push = heapq.heappush
         while heap and heap[0][0] <= until:
-            t, _, kind, a, b = heapq.heappop(heap)
+            t, _, kind, a, b = pop(heap)
             self.now = t
             if kind == _DELIVER:
                 i = a
                 core = cores[i]  # type: ignore[index]
                 if core is None:
-                    self.stats.to_down += 1
+                    stats.to_down += 1
                     continue
-                self.stats.delivered += 1
-                if self._trace is not None:
+                stats.delivered += 1
+                if tracing:
                     self._record(_DELIVER, i, type(b).__name__)
                 effects = core.handle(b, t)
             elif kind == _TIMER:
                 i = a
                 core = cores[i]  # type: ignore[index]
-                if core is None or self._timer_at[i] != t:
+                if core is None or timer_at[i] != t:
                     continue  # stale timer entry
-                self._timer_at[i] = _INF
-                if self._trace is not None:
+                timer_at[i] = _INF
+                if tracing:
                     self._record(_TIMER, i, "")
                 effects = core.tick(t)
             else:
@@ -160,7 +165,18 @@ class Simulator:
                 continue
             if effects:
                 self._execute(i, effects)
-            self._rearm(i)
+            # Re-arm the node's single timer whenever its deadline moved, earlier or later
+            # (inlined _rearm: this is the hot loop). An entry whose time no longer matches
+            # timer_at is stale and skipped when popped, instead of waking the core.
+            d = core.next_deadline()
+            if d is None:
+                timer_at[i] = _INF
+            elif d != timer_at[i]:
+                if d < t:
+                    d = t
+                timer_at[i] = d
+                self._seq += 1
+                push(heap, (d, self._seq, _TIMER, i, None))
         self.now = max(self.now, until)
 
     def trace_digest(self) -> str:
@@ -211,7 +227,9 @@ class Simulator:
         if core is None:
             return
         d = core.next_deadline()
-        if d is not None and d < self._timer_at[i]:
+        if d is None:
+            self._timer_at[i] = _INF
+        elif d != self._timer_at[i]:
             d = max(d, self.now)
             self._timer_at[i] = d
             self._push(d, _TIMER, i, None)
