@@ -40,7 +40,7 @@ import heapq
 import math
 import operator
 import random
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -262,22 +262,22 @@ class _Stats:
 
 
 class _RumorQueue:
-    """Rumors waiting to be piggybacked, bucketed by how often each was sent.
+    """Rumors waiting to be piggybacked, fewest-sent first (memberlist's TransmitLimitedQueue).
 
-    ``take`` returns the fewest-sent first in O(limit) (memberlist's
-    TransmitLimitedQueue keeps a B-tree for the same purpose). A newer rumor about a
-    member replaces the older one. When full, the most-sent rumor is dropped and
-    counted: it has had the most chances already.
+    A deque kept in non-decreasing order of send count: new rumors enter at the front,
+    ``take`` pops from the front and re-appends what it sent at the back with its count
+    plus one, so the order holds with O(1) work per rumor. A newer rumor about a member
+    replaces the older one (marked dead in place, skipped when reached). When full, the
+    most-sent rumor (the back) is dropped and counted: it has had the most chances.
     """
 
-    __slots__ = ("_buckets", "_where", "_max", "_stats", "_low")
+    __slots__ = ("_q", "_where", "_max", "_stats")
 
     def __init__(self, max_len: int, stats: _Stats) -> None:
-        self._buckets: list[dict[int, Update]] = [{}]
-        self._where: dict[int, int] = {}
+        self._q: deque[list[Any]] = deque()  # entries: [slot, update, sends, live]
+        self._where: dict[int, list[Any]] = {}
         self._max = max_len
         self._stats = stats
-        self._low = 0  # no rumor sits in a bucket below this one
 
     def __len__(self) -> int:
         return len(self._where)
@@ -285,47 +285,39 @@ class _RumorQueue:
     def put(self, slot: int, update: Update) -> None:
         self.discard(slot)
         if len(self._where) >= self._max:
-            for bucket in reversed(self._buckets):
-                if bucket:
-                    victim = next(iter(bucket))
-                    self.discard(victim)
+            q = self._q
+            while q:
+                victim = q.pop()
+                if victim[3]:
+                    del self._where[victim[0]]
                     self._stats.inc("drop_rumor_overflow")
                     break
-        self._buckets[0][slot] = update
-        self._where[slot] = 0
-        self._low = 0
+        entry = [slot, update, 0, True]
+        self._q.appendleft(entry)
+        self._where[slot] = entry
 
     def discard(self, slot: int) -> None:
-        b = self._where.pop(slot, None)
-        if b is not None:
-            del self._buckets[b][slot]
+        entry = self._where.pop(slot, None)
+        if entry is not None:
+            entry[3] = False
 
     def take(self, limit: int, cap: int) -> tuple[Update, ...]:
-        buckets = self._buckets
+        q = self._q
         where = self._where
         out: list[Update] = []
-        moved: list[tuple[int, int, Update]] = []
-        low = self._low
-        while low < len(buckets) and not buckets[low]:
-            low += 1
-        self._low = low
-        for b in range(low, len(buckets)):
-            bucket = buckets[b]
-            while bucket and len(out) < limit:
-                slot, u = bucket.popitem()
-                out.append(u)
-                if b + 1 >= cap:
-                    del where[slot]
-                else:
-                    moved.append((b + 1, slot, u))
-            if len(out) >= limit:
-                break
-        # Re-file after the scan, so a rumor is sent at most once per message.
-        for b, slot, u in moved:
-            if b == len(buckets):
-                buckets.append({})
-            buckets[b][slot] = u
-            where[slot] = b
+        sent: list[list[Any]] = []
+        while q and len(out) < limit:
+            entry = q.popleft()
+            if not entry[3]:
+                continue
+            out.append(entry[1])
+            entry[2] += 1
+            if entry[2] >= cap:
+                entry[3] = False
+                del where[entry[0]]
+            else:
+                sent.append(entry)
+        q.extend(sent)  # after the scan: a rumor goes out at most once per message
         return tuple(out)
 
 
