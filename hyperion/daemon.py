@@ -164,7 +164,6 @@ class Node:
         counters = dict(self.counters.values)
         for k, v in self.core.stats.counters.items():
             counters[f"swim_{k}"] = v
-        counters["svid_serial_changes"] = counters.get("svid_renewals", 0)
         return wire_pb2.MembersReply(
             node_id=self.key.node_id, name=self.opts.name, members=members, counters=counters
         )

@@ -8,6 +8,7 @@ or notify), and sleep until ``next_deadline()`` or the next inbound message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -40,7 +41,6 @@ class CoreDriver:
         self.counters = counters
         self.on_notify = on_notify
         self._inbound: asyncio.Queue[object] = asyncio.Queue(INBOUND_MAX)
-        self._wake = asyncio.Event()
 
     def deliver(self, opened: Opened) -> None:
         """Called by the transport for every verified envelope."""
@@ -71,30 +71,18 @@ class CoreDriver:
             elif isinstance(eff, Notify) and self.on_notify is not None:
                 self.on_notify(eff.event)
 
-    def poke(self) -> None:
-        """Re-evaluate the deadline (after the owner called into the core directly)."""
-        self._wake.set()
-
     async def run(self) -> None:
         core = self.core
+        inbound = self._inbound
         while True:
             deadline = core.next_deadline()
-            now = time.monotonic()
-            timeout = None if deadline is None else max(0.0, deadline - now)
             msg = None
-            if self._inbound.empty():
-                getter = asyncio.ensure_future(self._inbound.get())
-                waker = asyncio.ensure_future(self._wake.wait())
-                done, pending = await asyncio.wait(
-                    {getter, waker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                for f in pending:
-                    f.cancel()
-                if getter in done:
-                    msg = getter.result()
-                self._wake.clear()
+            if inbound.empty():
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    msg = await asyncio.wait_for(inbound.get(), timeout)
             else:
-                msg = self._inbound.get_nowait()
+                msg = inbound.get_nowait()
             now = time.monotonic()
             try:
                 if msg is not None:
