@@ -291,11 +291,34 @@ def sim_membership(
         )
     except ValueError as e:
         fail(str(e))
-    result = exp.run()
+    _print_result(exp.run(), f"SWIM simulation, {nodes} nodes, seed {seed}", as_json)
+
+
+@sim_app.command("dht")
+def sim_dht(
+    nodes: Annotated[int, typer.Option("--nodes")] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    lookups: Annotated[int, typer.Option("--lookups")] = 1000,
+    dead_fraction: Annotated[
+        float, typer.Option("--dead-fraction", help="Crashed, not yet detected.")
+    ] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Kademlia lookups on the simulated network with measured inter-region RTTs."""
+    from hyperion.sim.dht_run import DhtExperiment
+
+    try:
+        exp = DhtExperiment(nodes=nodes, seed=seed, lookups=lookups, dead_fraction=dead_fraction)
+    except ValueError as e:
+        fail(str(e))
+    _print_result(exp.run(), f"Kademlia simulation, {nodes} nodes, seed {seed}", as_json)
+
+
+def _print_result(result: dict[str, object], title: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result))
         return
-    table = Table(title=f"SWIM simulation, {nodes} nodes, seed {seed}")
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value")
     for k, v in result.items():
