@@ -1,8 +1,9 @@
 """``hyperion sim dht``: Kademlia lookups at scale on the measured inter-region RTTs.
 
 Every node has a real Ed25519 key (derived from the seed) and its id is the key's hash.
-The run starts from formed routing tables: each k-bucket holds up to k random members of
-its id range, as after a completed join and refresh. Each looked-up record is a node
+The run starts from formed routing tables: each k-bucket holds the k lowest-RTT members
+among up to 200 it has seen in its id range — proximity neighbour selection (Kademlia
+§4.1, as Kad and Coral do), as after a completed join and a few refreshes. Each looked-up record is a node
 record signed by its node and placed at the k nodes closest to its key, as a publish
 would. A ``dead_fraction`` of the nodes is crashed and *not* removed from anyone's table
 (dead and not yet detected), so lookups must time out past them. Lookups start 5 ms
@@ -26,6 +27,7 @@ from hyperion.sim.engine import Simulator
 from hyperion.sim.membership_run import _pct, _round, peak_rss_mib
 
 LOOKUP_SPACING_S = 0.005
+PNS_CANDIDATES = 200  # contacts a node has seen per bucket when it picks the nearest k
 RECORD_TTL_S = 3600.0
 
 
@@ -98,7 +100,9 @@ class DhtExperiment:
         # Formed routing tables: up to k random members of each bucket's id range.
         order = sorted(range(n), key=lambda i: int(ids[i], 16))
         values = [int(ids[i], 16) for i in order]
-        for core in cores:
+        region_of = [regions[i % len(regions)] for i in range(n)]
+        rtt_ms = matrix.avg_ms
+        for i, core in enumerate(cores):
             own = core.id_int
             for b in range(ID_BITS):
                 lo = ((own >> b) ^ 1) << b
@@ -107,7 +111,12 @@ class DhtExperiment:
                 if z <= a:
                     continue
                 span = range(a, z)
-                picks = span if len(span) <= core.config.k else rng.sample(span, core.config.k)
+                if len(span) <= core.config.k:
+                    picks = list(span)
+                else:  # proximity neighbour selection: the k lowest-RTT candidates
+                    cand = rng.sample(span, min(len(span), PNS_CANDIDATES))
+                    cand.sort(key=lambda p: rtt_ms[region_of[i]][region_of[order[p]]])
+                    picks = cand[: core.config.k]
                 for pos in picks:
                     core.add_contact(contacts[order[pos]])
         dead = set(rng.sample(range(n), int(round(self.dead_fraction * n))))
