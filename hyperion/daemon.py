@@ -144,6 +144,9 @@ class Node:
     def _on_notify(self, event: object) -> None:
         if isinstance(event, MemberEvent):
             self.state_since[event.node_id] = time.time()
+            if event.state == "dead" and self.driver is not None:
+                # Stop the reconnect loop; reconnect probes and refutations reopen it.
+                self.driver.transport.forget(event.addr)
             log.info(
                 "member %s (%s) is %s", event.name or event.node_id[:12], event.addr, event.state
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -215,3 +216,37 @@ def test_join_token_is_one_time_and_expires(tmp_path: Path) -> None:
             os.killpg(a.pid, signal.SIGKILL)
             a.wait(timeout=10)
         log.close()
+
+
+def test_bad_node_names_never_become_paths(tmp_path: Path) -> None:
+    d = make_ca(tmp_path)
+    for name in ("../../escape", "Node1", "a/b", ""):
+        r = hyperion(tmp_path, "node", "start", "--dir", str(d), "--name", name, "--token", "t")
+        assert_usage_error(r)
+    assert not (tmp_path / "escape").exists()
+
+
+def test_up_into_a_file_and_listen_on_a_busy_port(tmp_path: Path) -> None:
+    f = tmp_path / "not-a-dir"
+    f.write_text("x")
+    assert "not a directory" in assert_usage_error(hyperion(tmp_path, "up", "--dir", str(f)))
+    d = make_ca(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = hyperion(
+            tmp_path,
+            "node",
+            "start",
+            "--dir",
+            str(d),
+            "--name",
+            "n1",
+            "--token",
+            make_token(tmp_path, d),
+            "--listen",
+            f"127.0.0.1:{port}",
+        )
+    assert r.returncode == 2, r.stderr
+    assert "cannot listen" in r.stderr and "Traceback" not in r.stderr

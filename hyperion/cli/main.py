@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -93,6 +94,16 @@ def parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+
+
+def parse_name(text: str) -> str:
+    """Node names become directory names: DNS-label-like, never a path."""
+    if not NAME_RE.match(text):
+        fail(f"bad node name {text!r}: use lowercase letters, digits, '.', '-', '_' (max 63)")
+    return text
+
+
 def parse_addr(text: str) -> str:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -124,6 +135,7 @@ def node_start(
     from hyperion.daemon import Node, NodeOptions
     from hyperion.identity.tokens import parse_ttl
 
+    parse_name(name)
     parse_addr(listen)
     seeds = [parse_addr(s.strip()) for s in join.split(",") if s.strip()]
     opts = NodeOptions(
@@ -148,7 +160,7 @@ def node_start(
 
     try:
         asyncio.run(serve())
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         fail(str(e))
 
 
@@ -170,7 +182,13 @@ def up(
     if profile not in PROFILES:
         fail(f"unknown --profile {profile!r} (choose {', '.join(PROFILES)})")
     parse_ttl(svid_ttl)
-    run_up(nodes, dir or default_dir(), trust_domain, profile, svid_ttl, console)
+    mesh_dir = dir or default_dir()
+    if mesh_dir.exists() and not mesh_dir.is_dir():
+        fail(f"{mesh_dir} exists and is not a directory")
+    try:
+        run_up(nodes, mesh_dir, trust_domain, profile, svid_ttl, console)
+    except OSError as e:
+        fail(str(e))
 
 
 # -------------------------------------------------------------------------- members

@@ -155,9 +155,12 @@ async def start_server(
     )
     if admin is not None:
         wire_pb2_grpc.add_AdminServicer_to_server(admin, server)
-    port = server.add_secure_port(listen, creds.server_credentials())
+    try:
+        port = server.add_secure_port(listen, creds.server_credentials())
+    except RuntimeError:  # grpc reports bind failures this way
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+        raise OSError(f"cannot listen on {listen}: address in use or not available")
     await server.start()
     return server, port
 
@@ -251,6 +254,12 @@ class Transport:
         if link is None:
             link = self._links[addr] = PeerLink(addr, self._creds, self._counters)
         return link.send(env)
+
+    def forget(self, addr: str) -> None:
+        """Close the link to ``addr`` (its member died); a later send reopens it."""
+        link = self._links.pop(addr, None)
+        if link is not None:
+            asyncio.get_running_loop().create_task(link.close())
 
     def links(self) -> dict[str, PeerLink]:
         return self._links

@@ -3,10 +3,11 @@
 Every node has a real Ed25519 key (derived from the seed) and its id is the key's hash.
 The run starts from formed routing tables: each k-bucket holds the k lowest-RTT members
 among up to 200 it has seen in its id range — proximity neighbour selection (Kademlia
-§4.1, as Kad and Coral do), as after a completed join and a few refreshes. Each looked-up record is a node
-record signed by its node and placed at the k nodes closest to its key, as a publish
-would. A ``dead_fraction`` of the nodes is crashed and *not* removed from anyone's table
-(dead and not yet detected), so lookups must time out past them. Lookups start 5 ms
+§4.1, as Kad and Coral do), as after a completed join and a few refreshes. Each
+looked-up record is a node record signed by its node and placed at the k nodes closest
+to its key, as a publish would. A ``dead_fraction`` of the nodes is crashed and *not*
+removed from anyone's table (dead and not yet detected), so lookups must time out past
+them. Lookups start 5 ms
 apart from random live nodes and look up random live nodes' records (FIND_VALUE).
 """
 
