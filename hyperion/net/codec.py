@@ -8,14 +8,16 @@ protobuf itself.
 
 from __future__ import annotations
 
+import math
+
 from google.protobuf.message import DecodeError
 
 from hyperion.identity.keys import NODE_ID_BYTES
+from hyperion.mesh import dht
 from hyperion.mesh.membership import (
     Ack,
     Broadcast,
     Gossip,
-    Message,
     Ping,
     PingReq,
     PushPull,
@@ -23,7 +25,8 @@ from hyperion.mesh.membership import (
 )
 from hyperion.net import wire_pb2
 
-MAX_UPDATES = 256  # rumors in one message; senders put at most 32
+MAX_UPDATES = 256  # rumors in one message; senders put at most 16
+MAX_CONTACTS = 64  # contacts in one DHT reply; senders put at most k = 20
 MAX_PUSH_PULL_MEMBERS = 100_000  # members in one full-state sync
 MAX_ADDR_CHARS = 256
 MAX_NAME_CHARS = 128
@@ -75,8 +78,121 @@ def _updates(pbs: object) -> tuple[Update, ...]:
     return tuple(out)
 
 
-def encode(msg: Message) -> bytes:
+def _record_pb(r: dht.Record) -> wire_pb2.DhtRecord:
+    return wire_pb2.DhtRecord(
+        key=bytes.fromhex(r.key),
+        value=r.value,
+        author=bytes.fromhex(r.author),
+        author_key=r.author_key,
+        version=r.version,
+        expires_at=r.expires_at,
+        signature=r.signature,
+    )
+
+
+def _record(p: wire_pb2.DhtRecord) -> dht.Record:
+    if len(p.value) > dht.MAX_RECORD_BYTES:
+        raise WireError("record value too large")
+    if len(p.author_key) != 32 or len(p.signature) != 64:
+        raise WireError("record key or signature has the wrong length")
+    if not math.isfinite(p.expires_at):
+        raise WireError("record expiry is not a finite time")
+    return dht.Record(
+        _id(p.key), p.value, _id(p.author), p.author_key, p.version, p.expires_at, p.signature
+    )
+
+
+def _contacts(pbs: object) -> tuple[dht.Contact, ...]:
+    items = list(pbs)  # type: ignore[call-overload]
+    if len(items) > MAX_CONTACTS:
+        raise WireError(f"more than {MAX_CONTACTS} contacts")
+    return tuple(dht.Contact(_id(c.node_id), _text(c.addr, MAX_ADDR_CHARS, "addr")) for c in items)
+
+
+def _encode_dht(msg: object, m: wire_pb2.MeshMessage) -> bool:
+    if isinstance(msg, dht.FindNode):
+        m.dht_find_node.CopyFrom(
+            wire_pb2.DhtFindNode(
+                src=bytes.fromhex(msg.src),
+                src_addr=msg.src_addr,
+                rid=msg.rid,
+                target=bytes.fromhex(msg.target),
+            )
+        )
+    elif isinstance(msg, dht.FindValue):
+        m.dht_find_value.CopyFrom(
+            wire_pb2.DhtFindValue(
+                src=bytes.fromhex(msg.src),
+                src_addr=msg.src_addr,
+                rid=msg.rid,
+                key=bytes.fromhex(msg.key),
+            )
+        )
+    elif isinstance(msg, dht.Nodes):
+        pb = wire_pb2.DhtNodes(
+            src=bytes.fromhex(msg.src),
+            rid=msg.rid,
+            contacts=[
+                wire_pb2.DhtContact(node_id=bytes.fromhex(c.node_id), addr=c.addr)
+                for c in msg.contacts
+            ],
+        )
+        if msg.record is not None:
+            pb.record.CopyFrom(_record_pb(msg.record))
+        m.dht_nodes.CopyFrom(pb)
+    elif isinstance(msg, dht.Store):
+        m.dht_store.CopyFrom(
+            wire_pb2.DhtStore(
+                src=bytes.fromhex(msg.src),
+                src_addr=msg.src_addr,
+                rid=msg.rid,
+                record=_record_pb(msg.record),
+            )
+        )
+    elif isinstance(msg, dht.StoreAck):
+        m.dht_store_ack.CopyFrom(
+            wire_pb2.DhtStoreAck(
+                src=bytes.fromhex(msg.src),
+                rid=msg.rid,
+                accepted=msg.accepted,
+                reason=msg.reason,
+            )
+        )
+    else:
+        return False
+    return True
+
+
+def _decode_dht(kind: str, m: wire_pb2.MeshMessage) -> object:
+    if kind == "dht_find_node":
+        f = m.dht_find_node
+        return dht.FindNode(
+            _id(f.src), _text(f.src_addr, MAX_ADDR_CHARS, "addr"), f.rid, _id(f.target)
+        )
+    if kind == "dht_find_value":
+        v = m.dht_find_value
+        return dht.FindValue(
+            _id(v.src), _text(v.src_addr, MAX_ADDR_CHARS, "addr"), v.rid, _id(v.key)
+        )
+    if kind == "dht_nodes":
+        n = m.dht_nodes
+        record = _record(n.record) if n.HasField("record") else None
+        return dht.Nodes(_id(n.src), n.rid, _contacts(n.contacts), record)
+    if kind == "dht_store":
+        s = m.dht_store
+        if not s.HasField("record"):
+            raise WireError("store without a record")
+        return dht.Store(
+            _id(s.src), _text(s.src_addr, MAX_ADDR_CHARS, "addr"), s.rid, _record(s.record)
+        )
+    a = m.dht_store_ack
+    return dht.StoreAck(_id(a.src), a.rid, a.accepted, _text(a.reason, MAX_NAME_CHARS, "reason"))
+
+
+def encode(msg: object) -> bytes:
     m = wire_pb2.MeshMessage()
+    if _encode_dht(msg, m):
+        return m.SerializeToString()
     if isinstance(msg, Ping):
         m.ping.CopyFrom(
             wire_pb2.Ping(
@@ -140,13 +256,15 @@ def encode(msg: Message) -> bytes:
     return m.SerializeToString()
 
 
-def decode(body: bytes) -> Message:
+def decode(body: bytes) -> object:
     m = wire_pb2.MeshMessage()
     try:
         m.ParseFromString(body)
     except (DecodeError, ValueError, RuntimeError) as e:
         raise WireError(f"undecodable message: {e}") from None
     kind = m.WhichOneof("kind")
+    if kind is not None and kind.startswith("dht_"):
+        return _decode_dht(kind, m)
     if kind == "ping":
         p = m.ping
         return Ping(

@@ -37,20 +37,30 @@ class Envelope(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., sender: _Optional[bytes] = ..., sender_key: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., nonce: _Optional[bytes] = ..., body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class MeshMessage(_message.Message):
-    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull", "broadcast")
+    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull", "broadcast", "dht_find_node", "dht_find_value", "dht_nodes", "dht_store", "dht_store_ack")
     PING_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     PING_REQ_FIELD_NUMBER: _ClassVar[int]
     GOSSIP_FIELD_NUMBER: _ClassVar[int]
     PUSH_PULL_FIELD_NUMBER: _ClassVar[int]
     BROADCAST_FIELD_NUMBER: _ClassVar[int]
+    DHT_FIND_NODE_FIELD_NUMBER: _ClassVar[int]
+    DHT_FIND_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DHT_NODES_FIELD_NUMBER: _ClassVar[int]
+    DHT_STORE_FIELD_NUMBER: _ClassVar[int]
+    DHT_STORE_ACK_FIELD_NUMBER: _ClassVar[int]
     ping: Ping
     ack: Ack
     ping_req: PingReq
     gossip: Gossip
     push_pull: PushPull
     broadcast: Broadcast
-    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ..., broadcast: _Optional[_Union[Broadcast, _Mapping]] = ...) -> None: ...
+    dht_find_node: DhtFindNode
+    dht_find_value: DhtFindValue
+    dht_nodes: DhtNodes
+    dht_store: DhtStore
+    dht_store_ack: DhtStoreAck
+    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ..., broadcast: _Optional[_Union[Broadcast, _Mapping]] = ..., dht_find_node: _Optional[_Union[DhtFindNode, _Mapping]] = ..., dht_find_value: _Optional[_Union[DhtFindValue, _Mapping]] = ..., dht_nodes: _Optional[_Union[DhtNodes, _Mapping]] = ..., dht_store: _Optional[_Union[DhtStore, _Mapping]] = ..., dht_store_ack: _Optional[_Union[DhtStoreAck, _Mapping]] = ...) -> None: ...
 
 class Update(_message.Message):
     __slots__ = ("node_id", "addr", "incarnation", "state", "name")
@@ -147,6 +157,92 @@ class PushPull(_message.Message):
     names: _containers.RepeatedScalarFieldContainer[str]
     keys: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., reply: _Optional[bool] = ..., join: _Optional[bool] = ..., ids: _Optional[_Iterable[bytes]] = ..., addrs: _Optional[_Iterable[str]] = ..., names: _Optional[_Iterable[str]] = ..., keys: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class DhtContact(_message.Message):
+    __slots__ = ("node_id", "addr")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    addr: str
+    def __init__(self, node_id: _Optional[bytes] = ..., addr: _Optional[str] = ...) -> None: ...
+
+class DhtRecord(_message.Message):
+    __slots__ = ("key", "value", "author", "author_key", "version", "expires_at", "signature")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    value: bytes
+    author: bytes
+    author_key: bytes
+    version: int
+    expires_at: float
+    signature: bytes
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., author: _Optional[bytes] = ..., author_key: _Optional[bytes] = ..., version: _Optional[int] = ..., expires_at: _Optional[float] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class DhtFindNode(_message.Message):
+    __slots__ = ("src", "src_addr", "rid", "target")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    RID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    rid: int
+    target: bytes
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., rid: _Optional[int] = ..., target: _Optional[bytes] = ...) -> None: ...
+
+class DhtFindValue(_message.Message):
+    __slots__ = ("src", "src_addr", "rid", "key")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    RID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    rid: int
+    key: bytes
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., rid: _Optional[int] = ..., key: _Optional[bytes] = ...) -> None: ...
+
+class DhtNodes(_message.Message):
+    __slots__ = ("src", "rid", "contacts", "record")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    RID_FIELD_NUMBER: _ClassVar[int]
+    CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    rid: int
+    contacts: _containers.RepeatedCompositeFieldContainer[DhtContact]
+    record: DhtRecord
+    def __init__(self, src: _Optional[bytes] = ..., rid: _Optional[int] = ..., contacts: _Optional[_Iterable[_Union[DhtContact, _Mapping]]] = ..., record: _Optional[_Union[DhtRecord, _Mapping]] = ...) -> None: ...
+
+class DhtStore(_message.Message):
+    __slots__ = ("src", "src_addr", "rid", "record")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    RID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    rid: int
+    record: DhtRecord
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., rid: _Optional[int] = ..., record: _Optional[_Union[DhtRecord, _Mapping]] = ...) -> None: ...
+
+class DhtStoreAck(_message.Message):
+    __slots__ = ("src", "rid", "accepted", "reason")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    RID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    rid: int
+    accepted: bool
+    reason: str
+    def __init__(self, src: _Optional[bytes] = ..., rid: _Optional[int] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class StreamSummary(_message.Message):
     __slots__ = ("accepted", "rejected")
