@@ -28,7 +28,7 @@ from hyperion import __version__
 from hyperion.identity.ca import CertificateAuthority, Svid
 from hyperion.identity.errors import IdentityError
 from hyperion.identity.keys import NodeKey
-from hyperion.identity.spiffe import node_spiffe_id, parse_spiffe_id
+from hyperion.identity.spiffe import node_spiffe_id
 from hyperion.identity.tokens import redeem_token
 from hyperion.mesh.membership import PROFILES, MemberEvent, Membership
 from hyperion.net import wire_pb2, wire_pb2_grpc
@@ -38,7 +38,7 @@ from hyperion.net.transport import (
     Counters,
     CredentialStore,
     Transport,
-    peer_spiffe_id,
+    peer_identity,
     start_server,
 )
 
@@ -106,12 +106,8 @@ class _Admin(wire_pb2_grpc.AdminServicer):
     async def Members(  # noqa: N802 (gRPC method name)
         self, request: wire_pb2.MembersRequest, context: grpc.aio.ServicerContext
     ) -> wire_pb2.MembersReply:
-        peer = peer_spiffe_id(context)
-        try:
-            sid = parse_spiffe_id(peer or "")
-        except IdentityError:
-            sid = None
-        if sid is None or sid.trust_domain != self._node.trust_domain or sid.kind != "user":
+        sid = peer_identity(context, self._node.trust_domain)
+        if sid is None or sid.kind != "user":
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "admin API needs a user SVID")
         return self._node.members_reply()
 

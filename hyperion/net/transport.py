@@ -28,7 +28,7 @@ import grpc
 
 from hyperion.identity.ca import Svid
 from hyperion.identity.errors import IdentityError
-from hyperion.identity.spiffe import parse_spiffe_id
+from hyperion.identity.spiffe import SpiffeId, parse_spiffe_id
 from hyperion.net import wire_pb2, wire_pb2_grpc
 from hyperion.net.envelope import EnvelopeError, Opened, ReplayGuard, verify
 
@@ -93,6 +93,15 @@ def peer_spiffe_id(context: grpc.aio.ServicerContext) -> str | None:
     return ids[0].decode() if len(ids) == 1 else None
 
 
+def peer_identity(context: grpc.aio.ServicerContext, trust_domain: str) -> SpiffeId | None:
+    """The TLS-authenticated peer's SPIFFE ID, if it is well formed and in our domain."""
+    try:
+        sid = parse_spiffe_id(peer_spiffe_id(context) or "")
+    except IdentityError:
+        return None
+    return sid if sid.trust_domain == trust_domain else None
+
+
 InboundHandler = Callable[[Opened], None]
 
 
@@ -110,15 +119,8 @@ class _MeshServicer(wire_pb2_grpc.MeshServicer):
         request_iterator: AsyncIterator[wire_pb2.Envelope],
         context: grpc.aio.ServicerContext,
     ) -> wire_pb2.StreamSummary:
-        peer = peer_spiffe_id(context)
-        peer_node = None
-        if peer is not None:
-            try:
-                sid = parse_spiffe_id(peer)
-                if sid.trust_domain == self._td and sid.kind == "node":
-                    peer_node = sid.name
-            except IdentityError:
-                pass
+        sid = peer_identity(context, self._td)
+        peer_node = sid.name if sid is not None and sid.kind == "node" else None
         if peer_node is None:
             self._counters.inc("rejected_peer_not_a_node")
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "peer is not a mesh node")

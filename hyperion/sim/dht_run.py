@@ -25,7 +25,7 @@ from hyperion.identity.keys import NodeKey, verify_signature
 from hyperion.mesh.dht import ID_BITS, Contact, Dht, LookupDone, Record
 from hyperion.sim import rtt as rtt_mod
 from hyperion.sim.engine import Simulator
-from hyperion.sim.membership_run import _pct, _round, peak_rss_mib
+from hyperion.sim.metrics import peak_rss_mib, percentile, rounded
 
 LOOKUP_SPACING_S = 0.005
 PNS_CANDIDATES = 200  # contacts a node has seen per bucket when it picks the nearest k
@@ -159,10 +159,10 @@ class DhtExperiment:
             "lookups": self.lookups,
             "dead_fraction": self.dead_fraction,
             "success_rate": round(len(ok) / self.lookups, 4),
-            "hops_p50": _round(_pct(hops, 50)),
-            "hops_p99": _round(_pct(hops, 99)),
-            "latency_ms_p50": _round(_pct(lat, 50)),
-            "latency_ms_p99": _round(_pct(lat, 99)),
+            "hops_p50": rounded(percentile(hops, 50)),
+            "hops_p99": rounded(percentile(hops, 99)),
+            "latency_ms_p50": rounded(percentile(lat, 50)),
+            "latency_ms_p99": rounded(percentile(lat, 99)),
             "timeouts_per_lookup": round(sum(r.timeouts for r in results) / self.lookups, 3),
             "queried_per_lookup": round(sum(r.queried for r in results) / self.lookups, 3),
             "messages": sim.stats.sent,

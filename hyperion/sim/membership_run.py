@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import resource
 import time
 from dataclasses import dataclass
 
@@ -29,22 +28,13 @@ from hyperion.mesh.membership import PROFILES, MemberEvent, Membership
 from hyperion.mesh.table import ALIVE, DEAD, Directory
 from hyperion.sim import rtt as rtt_mod
 from hyperion.sim.engine import Simulator
+from hyperion.sim.metrics import peak_rss_mib, percentile, rounded
 
 CHECK_EVERY_S = 0.5
 
 
 def sim_node_id(seed: int, i: int) -> str:
     return hashlib.sha256(f"hyperion-sim:{seed}:{i}".encode()).hexdigest()[:40]
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    return float(np.percentile(np.array(values), q))
 
 
 @dataclass
@@ -235,10 +225,10 @@ class MembershipExperiment:
             "loss": self.loss,
             "crashed": n_crash,
             "converged_s": None if conv is None else round(conv, 3),
-            "detect_s_p50": _round(_pct(detect, 50)),
-            "detect_s_p99": _round(_pct(detect, 99)),
-            "detect_s_max": _round(max(detect) if detect else None),
-            "first_detect_s_p50": _round(_pct(first_detect, 50)),
+            "detect_s_p50": rounded(percentile(detect, 50)),
+            "detect_s_p99": rounded(percentile(detect, 99)),
+            "detect_s_max": rounded(max(detect) if detect else None),
+            "first_detect_s_p50": rounded(percentile(first_detect, 50)),
             "undetected": undetected,
             "false_dead": len(false_dead),
             "false_suspect_events": false_suspect,
@@ -251,7 +241,3 @@ class MembershipExperiment:
         if self.trace:
             result["trace_digest"] = sim.trace_digest()
         return result
-
-
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(x, 3)
