@@ -37,7 +37,7 @@ class Envelope(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., sender: _Optional[bytes] = ..., sender_key: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., nonce: _Optional[bytes] = ..., body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class MeshMessage(_message.Message):
-    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull", "broadcast", "dht_find_node", "dht_find_value", "dht_nodes", "dht_store", "dht_store_ack")
+    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull", "broadcast", "dht_find_node", "dht_find_value", "dht_nodes", "dht_store", "dht_store_ack", "pubsub")
     PING_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     PING_REQ_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class MeshMessage(_message.Message):
     DHT_NODES_FIELD_NUMBER: _ClassVar[int]
     DHT_STORE_FIELD_NUMBER: _ClassVar[int]
     DHT_STORE_ACK_FIELD_NUMBER: _ClassVar[int]
+    PUBSUB_FIELD_NUMBER: _ClassVar[int]
     ping: Ping
     ack: Ack
     ping_req: PingReq
@@ -60,7 +61,8 @@ class MeshMessage(_message.Message):
     dht_nodes: DhtNodes
     dht_store: DhtStore
     dht_store_ack: DhtStoreAck
-    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ..., broadcast: _Optional[_Union[Broadcast, _Mapping]] = ..., dht_find_node: _Optional[_Union[DhtFindNode, _Mapping]] = ..., dht_find_value: _Optional[_Union[DhtFindValue, _Mapping]] = ..., dht_nodes: _Optional[_Union[DhtNodes, _Mapping]] = ..., dht_store: _Optional[_Union[DhtStore, _Mapping]] = ..., dht_store_ack: _Optional[_Union[DhtStoreAck, _Mapping]] = ...) -> None: ...
+    pubsub: PubSub
+    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ..., broadcast: _Optional[_Union[Broadcast, _Mapping]] = ..., dht_find_node: _Optional[_Union[DhtFindNode, _Mapping]] = ..., dht_find_value: _Optional[_Union[DhtFindValue, _Mapping]] = ..., dht_nodes: _Optional[_Union[DhtNodes, _Mapping]] = ..., dht_store: _Optional[_Union[DhtStore, _Mapping]] = ..., dht_store_ack: _Optional[_Union[DhtStoreAck, _Mapping]] = ..., pubsub: _Optional[_Union[PubSub, _Mapping]] = ...) -> None: ...
 
 class Update(_message.Message):
     __slots__ = ("node_id", "addr", "incarnation", "state", "name")
@@ -244,6 +246,109 @@ class DhtStoreAck(_message.Message):
     reason: str
     def __init__(self, src: _Optional[bytes] = ..., rid: _Optional[int] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class PsMessage(_message.Message):
+    __slots__ = ("origin", "origin_key", "seqno", "topic", "data", "signature")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_KEY_FIELD_NUMBER: _ClassVar[int]
+    SEQNO_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    origin: bytes
+    origin_key: bytes
+    seqno: int
+    topic: str
+    data: bytes
+    signature: bytes
+    def __init__(self, origin: _Optional[bytes] = ..., origin_key: _Optional[bytes] = ..., seqno: _Optional[int] = ..., topic: _Optional[str] = ..., data: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class PsIHave(_message.Message):
+    __slots__ = ("topic", "ids")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    ids: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, topic: _Optional[str] = ..., ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class PubSub(_message.Message):
+    __slots__ = ("src", "subscribe", "unsubscribe", "publish", "ihave", "iwant", "graft", "prune", "idontwant")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
+    UNSUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_FIELD_NUMBER: _ClassVar[int]
+    IHAVE_FIELD_NUMBER: _ClassVar[int]
+    IWANT_FIELD_NUMBER: _ClassVar[int]
+    GRAFT_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_FIELD_NUMBER: _ClassVar[int]
+    IDONTWANT_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    subscribe: _containers.RepeatedScalarFieldContainer[str]
+    unsubscribe: _containers.RepeatedScalarFieldContainer[str]
+    publish: _containers.RepeatedCompositeFieldContainer[PsMessage]
+    ihave: _containers.RepeatedCompositeFieldContainer[PsIHave]
+    iwant: _containers.RepeatedScalarFieldContainer[bytes]
+    graft: _containers.RepeatedScalarFieldContainer[str]
+    prune: _containers.RepeatedScalarFieldContainer[str]
+    idontwant: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, src: _Optional[bytes] = ..., subscribe: _Optional[_Iterable[str]] = ..., unsubscribe: _Optional[_Iterable[str]] = ..., publish: _Optional[_Iterable[_Union[PsMessage, _Mapping]]] = ..., ihave: _Optional[_Iterable[_Union[PsIHave, _Mapping]]] = ..., iwant: _Optional[_Iterable[bytes]] = ..., graft: _Optional[_Iterable[str]] = ..., prune: _Optional[_Iterable[str]] = ..., idontwant: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class GpuInfo(_message.Message):
+    __slots__ = ("model", "memory_bytes", "count", "free")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    FREE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    memory_bytes: int
+    count: int
+    free: int
+    def __init__(self, model: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., count: _Optional[int] = ..., free: _Optional[int] = ...) -> None: ...
+
+class NodeRecord(_message.Message):
+    __slots__ = ("node_id", "spiffe_id", "name", "mesh_addr", "api_addr", "labels", "cpu_millis", "memory_bytes", "gpus", "cpu_millis_free", "memory_bytes_free", "price_per_hour", "spot", "software_version", "protocol_versions", "updated_at", "egress_price_per_gb")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPIFFE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MESH_ADDR_FIELD_NUMBER: _ClassVar[int]
+    API_ADDR_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLIS_FREE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FREE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    SPOT_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EGRESS_PRICE_PER_GB_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    spiffe_id: str
+    name: str
+    mesh_addr: str
+    api_addr: str
+    labels: _containers.ScalarMap[str, str]
+    cpu_millis: int
+    memory_bytes: int
+    gpus: _containers.RepeatedCompositeFieldContainer[GpuInfo]
+    cpu_millis_free: int
+    memory_bytes_free: int
+    price_per_hour: float
+    spot: bool
+    software_version: str
+    protocol_versions: _containers.RepeatedScalarFieldContainer[int]
+    updated_at: float
+    egress_price_per_gb: float
+    def __init__(self, node_id: _Optional[bytes] = ..., spiffe_id: _Optional[str] = ..., name: _Optional[str] = ..., mesh_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[GpuInfo, _Mapping]]] = ..., cpu_millis_free: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., price_per_hour: _Optional[float] = ..., spot: _Optional[bool] = ..., software_version: _Optional[str] = ..., protocol_versions: _Optional[_Iterable[int]] = ..., updated_at: _Optional[float] = ..., egress_price_per_gb: _Optional[float] = ...) -> None: ...
+
 class StreamSummary(_message.Message):
     __slots__ = ("accepted", "rejected")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
@@ -290,3 +395,26 @@ class MembersReply(_message.Message):
     members: _containers.RepeatedCompositeFieldContainer[MemberInfo]
     counters: _containers.ScalarMap[str, int]
     def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class NodesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class NodesReply(_message.Message):
+    __slots__ = ("node_id", "name", "records", "counters")
+    class CountersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    name: str
+    records: _containers.RepeatedCompositeFieldContainer[NodeRecord]
+    counters: _containers.ScalarMap[str, int]
+    def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., records: _Optional[_Iterable[_Union[NodeRecord, _Mapping]]] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...

@@ -111,12 +111,23 @@ class AdminStub:
                 request_serializer=hyperion_dot_net_dot_wire__pb2.MembersRequest.SerializeToString,
                 response_deserializer=hyperion_dot_net_dot_wire__pb2.MembersReply.FromString,
                 _registered_method=True)
+        self.Nodes = channel.unary_unary(
+                '/hyperion.wire.v1.Admin/Nodes',
+                request_serializer=hyperion_dot_net_dot_wire__pb2.NodesRequest.SerializeToString,
+                response_deserializer=hyperion_dot_net_dot_wire__pb2.NodesReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Members(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Nodes(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,6 +140,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Members,
                     request_deserializer=hyperion_dot_net_dot_wire__pb2.MembersRequest.FromString,
                     response_serializer=hyperion_dot_net_dot_wire__pb2.MembersReply.SerializeToString,
+            ),
+            'Nodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.Nodes,
+                    request_deserializer=hyperion_dot_net_dot_wire__pb2.NodesRequest.FromString,
+                    response_serializer=hyperion_dot_net_dot_wire__pb2.NodesReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -158,6 +174,33 @@ class Admin:
             '/hyperion.wire.v1.Admin/Members',
             hyperion_dot_net_dot_wire__pb2.MembersRequest.SerializeToString,
             hyperion_dot_net_dot_wire__pb2.MembersReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Nodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hyperion.wire.v1.Admin/Nodes',
+            hyperion_dot_net_dot_wire__pb2.NodesRequest.SerializeToString,
+            hyperion_dot_net_dot_wire__pb2.NodesReply.FromString,
             options,
             channel_credentials,
             insecure,
