@@ -332,6 +332,25 @@ def sim_dht(
     _print_result(exp.run(), f"Kademlia simulation, {nodes} nodes, seed {seed}", as_json)
 
 
+@sim_app.command("gossip")
+def sim_gossip(
+    nodes: Annotated[int, typer.Option("--nodes")] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    messages: Annotated[int, typer.Option("--messages", help="Messages published.")] = 20,
+    loss: Annotated[float, typer.Option("--loss", help="Per-message loss probability.")] = 0.0,
+    peers: Annotated[int, typer.Option("--peers", help="Connections per node (mean).")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Gossip pub/sub (one topic, every node subscribed) with measured inter-region RTTs."""
+    from hyperion.sim.gossip_run import GossipExperiment
+
+    try:
+        exp = GossipExperiment(nodes=nodes, seed=seed, messages=messages, loss=loss, peers=peers)
+    except ValueError as e:
+        fail(str(e))
+    _print_result(exp.run(), f"gossip simulation, {nodes} nodes, seed {seed}", as_json)
+
+
 def _print_result(result: dict[str, object], title: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result))

@@ -13,7 +13,7 @@ import math
 from google.protobuf.message import DecodeError
 
 from hyperion.identity.keys import NODE_ID_BYTES
-from hyperion.mesh import dht
+from hyperion.mesh import dht, pubsub
 from hyperion.mesh.membership import (
     Ack,
     Broadcast,
@@ -30,6 +30,8 @@ MAX_CONTACTS = 64  # contacts in one DHT reply; senders put at most k = 20
 MAX_PUSH_PULL_MEMBERS = 100_000  # members in one full-state sync
 MAX_ADDR_CHARS = 256
 MAX_NAME_CHARS = 128
+MAX_RPC_ITEMS = 5_000  # ids, topics or messages in one pub/sub RPC field
+MSG_ID_BYTES = NODE_ID_BYTES + 8
 
 
 class WireError(Exception):
@@ -189,8 +191,102 @@ def _decode_dht(kind: str, m: wire_pb2.MeshMessage) -> object:
     return dht.StoreAck(_id(a.src), a.rid, a.accepted, _text(a.reason, MAX_NAME_CHARS, "reason"))
 
 
+def _mid_bytes(mid: pubsub.MsgId) -> bytes:
+    return bytes.fromhex(mid[0]) + mid[1].to_bytes(8, "big")
+
+
+def _mid(raw: bytes) -> pubsub.MsgId:
+    if len(raw) != MSG_ID_BYTES:
+        raise WireError(f"message id must be {MSG_ID_BYTES} bytes")
+    return (raw[:NODE_ID_BYTES].hex(), int.from_bytes(raw[NODE_ID_BYTES:], "big"))
+
+
+def _items(pbs: object, what: str) -> list:  # type: ignore[type-arg]
+    items = list(pbs)  # type: ignore[call-overload]
+    if len(items) > MAX_RPC_ITEMS:
+        raise WireError(f"more than {MAX_RPC_ITEMS} {what}")
+    return items
+
+
+def _topics(pbs: object) -> tuple[str, ...]:
+    return tuple(_text(t, pubsub.MAX_TOPIC_CHARS, "topic") for t in _items(pbs, "topics") if t)
+
+
+def _ps_message_pb(x: pubsub.Message) -> wire_pb2.PsMessage:
+    return wire_pb2.PsMessage(
+        origin=bytes.fromhex(x.origin),
+        origin_key=x.origin_key,
+        seqno=x.seqno,
+        topic=x.topic,
+        data=x.data,
+        signature=x.signature,
+    )
+
+
+def _ps_message(p: wire_pb2.PsMessage) -> pubsub.Message:
+    if len(p.origin_key) != 32 or len(p.signature) != 64:
+        raise WireError("pub/sub message key or signature has the wrong length")
+    if not p.topic:
+        raise WireError("pub/sub message without a topic")
+    return pubsub.Message(
+        _id(p.origin),
+        p.origin_key,
+        p.seqno,
+        _text(p.topic, pubsub.MAX_TOPIC_CHARS, "topic"),
+        p.data,
+        p.signature,
+    )
+
+
+def _encode_pubsub(r: pubsub.Rpc) -> wire_pb2.PubSub:
+    return wire_pb2.PubSub(
+        src=bytes.fromhex(r.src),
+        src_addr=r.src_addr,
+        subscribe=list(r.subscribe),
+        unsubscribe=list(r.unsubscribe),
+        publish=[_ps_message_pb(x) for x in r.publish],
+        ihave=[
+            wire_pb2.PsIHave(topic=ih.topic, ids=[_mid_bytes(i) for i in ih.ids]) for ih in r.ihave
+        ],
+        iwant=[_mid_bytes(i) for i in r.iwant],
+        graft=list(r.graft),
+        prune=list(r.prune),
+        idontwant=[_mid_bytes(i) for i in r.idontwant],
+        choke=list(r.choke),
+        unchoke=list(r.unchoke),
+    )
+
+
+def _decode_pubsub(p: wire_pb2.PubSub) -> pubsub.Rpc:
+    ihave = []
+    for ih in _items(p.ihave, "ihave entries"):
+        ihave.append(
+            pubsub.IHave(
+                _text(ih.topic, pubsub.MAX_TOPIC_CHARS, "topic"),
+                tuple(_mid(i) for i in _items(ih.ids, "message ids")),
+            )
+        )
+    return pubsub.Rpc(
+        _id(p.src),
+        _text(p.src_addr, MAX_ADDR_CHARS, "addr"),
+        _topics(p.subscribe),
+        _topics(p.unsubscribe),
+        tuple(_ps_message(x) for x in _items(p.publish, "messages")),
+        tuple(ihave),
+        tuple(_mid(i) for i in _items(p.iwant, "message ids")),
+        _topics(p.graft),
+        _topics(p.prune),
+        tuple(_mid(i) for i in _items(p.idontwant, "message ids")),
+        _topics(p.choke),
+        _topics(p.unchoke),
+    )
+
+
 def encode(msg: object) -> bytes:
     m = wire_pb2.MeshMessage()
+    if isinstance(msg, pubsub.Rpc):
+        m.pubsub.CopyFrom(_encode_pubsub(msg))
+        return m.SerializeToString()
     if _encode_dht(msg, m):
         return m.SerializeToString()
     if isinstance(msg, Ping):
@@ -265,6 +361,8 @@ def decode(body: bytes) -> object:
     kind = m.WhichOneof("kind")
     if kind is not None and kind.startswith("dht_"):
         return _decode_dht(kind, m)
+    if kind == "pubsub":
+        return _decode_pubsub(m.pubsub)
     if kind == "ping":
         p = m.ping
         return Ping(
@@ -316,3 +414,54 @@ def decode(body: bytes) -> object:
             tuple(pp.keys),
         )
     raise WireError("message has no known kind (newer protocol?)")
+
+
+# ---------------------------------------------------------------- sizes without encoding
+# The simulator accounts bytes for millions of messages; encoding each would dominate
+# its run time. These compute the exact protobuf sizes arithmetically (tests/
+# test_codec_pubsub.py checks them against real encodings).
+
+
+def _varint_len(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
+
+
+def _len_field(payload: int) -> int:
+    """One length-delimited field with a one-byte tag (field numbers below 16)."""
+    return 1 + _varint_len(payload) + payload
+
+
+def _str_field(s: str) -> int:
+    return _len_field(len(s.encode())) if s else 0
+
+
+def ps_message_size(x: pubsub.Message) -> int:
+    return (
+        _len_field(NODE_ID_BYTES)
+        + (_len_field(len(x.origin_key)) if x.origin_key else 0)
+        + (1 + _varint_len(x.seqno) if x.seqno else 0)
+        + _str_field(x.topic)
+        + (_len_field(len(x.data)) if x.data else 0)
+        + (_len_field(len(x.signature)) if x.signature else 0)
+    )
+
+
+def rpc_body_size(r: pubsub.Rpc) -> int:
+    """``len(encode(r))`` for a pub/sub RPC, computed without encoding."""
+    mid = _len_field(MSG_ID_BYTES)
+    n = _len_field(NODE_ID_BYTES) + _str_field(r.src_addr)
+    for topics in (r.subscribe, r.unsubscribe, r.graft, r.prune, r.choke, r.unchoke):
+        n += sum(_len_field(len(t.encode())) for t in topics)
+    n += sum(_len_field(ps_message_size(x)) for x in r.publish)
+    for ih in r.ihave:
+        n += _len_field(_str_field(ih.topic) + mid * len(ih.ids))
+    n += mid * (len(r.iwant) + len(r.idontwant))
+    return 2 + _varint_len(n) + n  # MeshMessage field 20: a two-byte tag
+
+
+ENVELOPE_FIXED_BYTES = 2 + 22 + 34 + 7 + 18 + 66  # version, ids, key, timestamp, nonce, sig
+
+
+def envelope_size(body_len: int) -> int:
+    """Size of a sealed envelope around a body of ``body_len`` bytes (current timestamps)."""
+    return ENVELOPE_FIXED_BYTES + (_len_field(body_len) if body_len else 0)

@@ -271,7 +271,7 @@ class PsIHave(_message.Message):
     def __init__(self, topic: _Optional[str] = ..., ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class PubSub(_message.Message):
-    __slots__ = ("src", "subscribe", "unsubscribe", "publish", "ihave", "iwant", "graft", "prune", "idontwant")
+    __slots__ = ("src", "subscribe", "unsubscribe", "publish", "ihave", "iwant", "graft", "prune", "idontwant", "src_addr", "choke", "unchoke")
     SRC_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
     UNSUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
@@ -281,6 +281,9 @@ class PubSub(_message.Message):
     GRAFT_FIELD_NUMBER: _ClassVar[int]
     PRUNE_FIELD_NUMBER: _ClassVar[int]
     IDONTWANT_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    CHOKE_FIELD_NUMBER: _ClassVar[int]
+    UNCHOKE_FIELD_NUMBER: _ClassVar[int]
     src: bytes
     subscribe: _containers.RepeatedScalarFieldContainer[str]
     unsubscribe: _containers.RepeatedScalarFieldContainer[str]
@@ -290,7 +293,10 @@ class PubSub(_message.Message):
     graft: _containers.RepeatedScalarFieldContainer[str]
     prune: _containers.RepeatedScalarFieldContainer[str]
     idontwant: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, src: _Optional[bytes] = ..., subscribe: _Optional[_Iterable[str]] = ..., unsubscribe: _Optional[_Iterable[str]] = ..., publish: _Optional[_Iterable[_Union[PsMessage, _Mapping]]] = ..., ihave: _Optional[_Iterable[_Union[PsIHave, _Mapping]]] = ..., iwant: _Optional[_Iterable[bytes]] = ..., graft: _Optional[_Iterable[str]] = ..., prune: _Optional[_Iterable[str]] = ..., idontwant: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    src_addr: str
+    choke: _containers.RepeatedScalarFieldContainer[str]
+    unchoke: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, src: _Optional[bytes] = ..., subscribe: _Optional[_Iterable[str]] = ..., unsubscribe: _Optional[_Iterable[str]] = ..., publish: _Optional[_Iterable[_Union[PsMessage, _Mapping]]] = ..., ihave: _Optional[_Iterable[_Union[PsIHave, _Mapping]]] = ..., iwant: _Optional[_Iterable[bytes]] = ..., graft: _Optional[_Iterable[str]] = ..., prune: _Optional[_Iterable[str]] = ..., idontwant: _Optional[_Iterable[bytes]] = ..., src_addr: _Optional[str] = ..., choke: _Optional[_Iterable[str]] = ..., unchoke: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GpuInfo(_message.Message):
     __slots__ = ("model", "memory_bytes", "count", "free")
