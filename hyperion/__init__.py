@@ -5,5 +5,5 @@ identity → net → mesh → workplane → control/policy → api, with runtime
 sim (the deterministic simulator) and cli (the `hyperion` command).
 """
 
-__version__ = "0.1.0"
-PROTOCOL_VERSION = 1
+__version__ = "0.2.0"
+PROTOCOL_VERSION = 2  # wire format: hyperion/net/wire.proto; version 1 in net/compat

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hyperion.mesh import dht
+from hyperion.mesh.crypto import signed_record, verify_record
 from hyperion.net import codec, wire_pb2
-from hyperion.sim.dht_run import signed_record, sim_key, verify_record
+from hyperion.sim.dht_run import sim_key
 
 ID = st.binary(min_size=20, max_size=20).map(bytes.hex)
 ADDR = st.text(max_size=40)

@@ -6,6 +6,7 @@ import hashlib
 import random
 
 from hyperion.core import Notify, Send
+from hyperion.mesh.crypto import node_record_policy, signed_record, verify_record
 from hyperion.mesh.dht import (
     ID_BITS,
     Contact,
@@ -18,13 +19,7 @@ from hyperion.mesh.dht import (
     StoreAck,
     bucket_index,
 )
-from hyperion.sim.dht_run import (
-    DhtExperiment,
-    node_record_policy,
-    signed_record,
-    sim_key,
-    verify_record,
-)
+from hyperion.sim.dht_run import DhtExperiment, sim_key
 
 
 def hid(i: int) -> str:

@@ -114,7 +114,7 @@ def test_tampered_fields_fail_signature() -> None:
     assert _reason(_tamper(data, body=b"forged")) == "bad_signature"
     assert _reason(_tamper(data, timestamp_ms=NOW_MS + 1)) == "bad_signature"
     assert _reason(_tamper(data, nonce=_nonce(5))) == "bad_signature"
-    assert _reason(_tamper(data, protocol_version=2)) == "bad_signature"
+    assert _reason(_tamper(data, protocol_version=PROTOCOL_VERSION + 1)) == "bad_signature"
     env = wire_pb2.Envelope()
     env.ParseFromString(data)
     sig = bytearray(env.signature)

@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from hyperion.core import Notify, Send
-from hyperion.identity.keys import NodeKey, verify_signature
+from hyperion.identity.keys import NodeKey
+from hyperion.mesh.crypto import verify_message
 from hyperion.mesh.pubsub import Delivery, IHave, Message, PubSub, PubSubConfig, Rpc
 from hyperion.sim import rtt as rtt_mod
 from hyperion.sim.dht_run import sim_key
@@ -17,17 +18,13 @@ from hyperion.sim.engine import Simulator
 TOPIC = "t"
 
 
-def verify(m: Message) -> bool:
-    return verify_signature(m.origin_key, m.signing_bytes(), m.signature)
-
-
 def make_core(key: NodeKey, i: int, config: PubSubConfig | None = None, seed: int = 1) -> PubSub:
     return PubSub(
         key.node_id,
         f"sim://{i}",
         public_key=key.public_bytes,
         sign=key.sign,
-        verify=verify,
+        verify=verify_message,
         rng=random.Random(seed * 1000 + i),
         now=0.0,
         config=config,
@@ -282,3 +279,27 @@ def test_same_seed_same_trace() -> None:
         m.run(2.0)
         digests.append(m.sim.trace_digest())
     assert digests[0] == digests[1]
+
+
+def test_runs_are_identical_across_processes_with_different_hash_seeds() -> None:
+    """Set iteration order depends on PYTHONHASHSEED; the core must not leak it."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from hyperion.sim.gossip_run import GossipExperiment as G;"
+        "r = G(200, 4, messages=3, loss=0.05).run();"
+        "print(r['duplicates_per_delivery'], r['reach99_s_p99'], r['sim_messages'])"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(h)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for h in (1, 2)
+    }
+    assert len(outs) == 1, outs

@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GENERATED = ["wire_pb2.py", "wire_pb2.pyi", "wire_pb2_grpc.py"]
+GENERATED = [
+    f"{base}{suffix}"
+    for base in ("wire", "compat/wire_v1")
+    for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+]
 
 
 def test_generated_code_is_in_sync(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parents[1]
-PROTOS = ["hyperion/net/wire.proto"]
+PROTOS = ["hyperion/net/wire.proto", "hyperion/net/compat/wire_v1.proto"]
 
 
 def generate(out: Path) -> None:

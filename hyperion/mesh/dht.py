@@ -17,6 +17,12 @@ Theory of operation:
   on the mesh clock. A store is accepted only if the policy says the author may write
   the key, the signature verifies, it has not expired and its version is not older than
   what we hold. Rejections are counted by reason.
+* ``put`` looks up the k closest nodes to a key and stores the record at each (§2.3).
+  Maintenance (§2.3, §2.5), when the core is given a start time: every ``refresh_s``
+  a lookup for a random id in each bucket not used since; every ``replicate_s`` every
+  held record is put again, so it reaches nodes that joined closer to its key; expired
+  records are dropped every ``expire_check_s``. Owners republish their own records
+  (with a fresh expiry and a new version) — that is the caller's job, not the core's.
 
 ``now`` is seconds on a clock the mesh shares (wall clock in the real driver, virtual
 time in the simulator): record expiry is compared across nodes.
@@ -132,6 +138,9 @@ class DhtConfig:
     rtt_initial_s: float = 0.2  # before any sample: a typical inter-region round trip
     timeout_min_s: float = 0.05
     timeout_max_s: float = 1.0
+    refresh_s: float = 3600.0
+    replicate_s: float = 3600.0
+    expire_check_s: float = 60.0
 
 
 RecordVerifier = Callable[[Record], bool]  # signature check, injected (crypto is not I/O)
@@ -176,7 +185,10 @@ class Dht:
         verify: RecordVerifier,
         may_write: WritePolicy,
         config: DhtConfig | None = None,
+        now: float | None = None,
     ) -> None:
+        """``now`` starts periodic maintenance (refresh, replication, expiry); without it
+        the core only runs lookups (as in the lookup-only simulation)."""
         self.node_id = node_id
         self.id_int = int(node_id, 16)
         self.addr = addr
@@ -200,6 +212,17 @@ class Dht:
         self._timers: list[tuple[float, int]] = []  # (deadline, rid)
         self._srtt: float | None = None
         self._rttvar = 0.0
+        self._puts: dict[int, Record] = {}  # lookup id -> record to store at the end
+        self._touched = [0.0 if now is None else now] * ID_BITS
+        self._maint: dict[str, float] = {}
+        if now is not None:
+            c = self.config
+            jitter = 1.0 + 0.1 * rng.random()  # nodes started together spread out
+            self._maint = {
+                "refresh": now + c.refresh_s * jitter,
+                "replicate": now + c.replicate_s * jitter,
+                "expire": now + c.expire_check_s,
+            }
 
     # ------------------------------------------------------------- routing table
 
@@ -265,9 +288,23 @@ class Dht:
         if want_value and target in self.records and self._fresh(self.records[target], now):
             lk.record = self.records[target]
         self._lookups[lk.lid] = lk
+        if t != self.id_int:
+            self._touched[bucket_index(self.id_int, t)] = now
         out: list[Effect] = []
         self._advance(lk, now, out)
         return lk.lid, out
+
+    def put(self, rec: Record, now: float) -> tuple[int, list[Effect]]:
+        """Store ``rec`` at the k nodes closest to its key (and here, if we are among them).
+
+        The lookup's ``LookupDone`` is notified as usual; the stores go out when it ends.
+        """
+        lid, out = self.lookup(rec.key, now)
+        if lid in self._lookups:
+            self._puts[lid] = rec
+        else:  # no contacts at all: nothing to ask, keep it here
+            self.accept(rec, now)
+        return lid, out
 
     def _timeout_s(self) -> float:
         c = self.config
@@ -318,6 +355,7 @@ class Dht:
 
     def _finish(self, lk: _Lookup, now: float, out: list[Effect]) -> None:
         self._lookups.pop(lk.lid, None)
+        put = self._puts.pop(lk.lid, None)
         for rid in [r for r, p in self._pending.items() if p[0] == lk.lid]:
             del self._pending[rid]
             self._timed_out.discard(rid)
@@ -327,6 +365,12 @@ class Dht:
         )
         closest = tuple(c for _, c, _ in ranked[: self.config.k])
         hops = lk.best_depth or max((d for _, _, d in ranked[:1]), default=0)
+        if put is not None:
+            k = self.config.k
+            far = ranked[k - 1][0] if len(ranked) >= k else None
+            if far is None or (int(put.key, 16) ^ self.id_int) < far:
+                self.accept(put, now)  # we are among the k closest ourselves
+            out.extend(self.store(put, closest))
         out.append(
             Notify(
                 LookupDone(
@@ -349,10 +393,16 @@ class Dht:
         timers = self._timers
         while timers and (timers[0][1] not in self._pending or timers[0][1] in self._timed_out):
             heapq.heappop(timers)
-        return timers[0][0] if timers else None
+        first = timers[0][0] if timers else None
+        if self._maint:
+            m = min(self._maint.values())
+            first = m if first is None else min(first, m)
+        return first
 
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []
+        if self._maint and min(self._maint.values()) <= now:
+            self._maintain(now, out)
         timers = self._timers
         while timers and timers[0][0] <= now:
             _, rid = heapq.heappop(timers)
@@ -396,6 +446,29 @@ class Dht:
         else:
             self._inc("drop_unknown_message")
         return out
+
+    def _maintain(self, now: float, out: list[Effect]) -> None:
+        c, m = self.config, self._maint
+        if m["expire"] <= now:
+            m["expire"] = now + c.expire_check_s
+            n = self.expire(now)
+            if n:
+                self._inc_by("records_expired", n)
+        if m["refresh"] <= now:
+            m["refresh"] = now + c.refresh_s
+            for i, bucket in enumerate(self.buckets):
+                if bucket and now - self._touched[i] >= c.refresh_s:
+                    # A random id in bucket i: its distance lies in [2^i, 2^(i+1)).
+                    target = self.id_int ^ (1 << i) ^ self.rng.getrandbits(i)
+                    _, fx = self.lookup(f"{target:040x}", now)
+                    out.extend(fx)
+                    self._inc("bucket_refreshes")
+        if m["replicate"] <= now:
+            m["replicate"] = now + c.replicate_s
+            for rec in list(self.records.values()):
+                _, fx = self.put(rec, now)
+                out.extend(fx)
+                self._inc("records_replicated")
 
     def _on_nodes(self, msg: Nodes, now: float, out: list[Effect]) -> None:
         pend = self._pending.get(msg.rid)
@@ -474,3 +547,6 @@ class Dht:
 
     def _inc(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
+
+    def _inc_by(self, name: str, n: int) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n

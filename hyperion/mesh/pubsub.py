@@ -267,7 +267,7 @@ class PubSub:
             return []
         self.subscriptions.discard(topic)
         out = _Outbox()
-        for peer in self.mesh.pop(topic, set()):
+        for peer in sorted(self.mesh.pop(topic, set())):
             out.add(peer, "prune", topic)
         self.choking.pop(topic, None)
         self.choked_by.pop(topic, None)
@@ -449,14 +449,15 @@ class PubSub:
         if not mesh:
             return
         c = self.config
+        peers = sorted(mesh)  # sets iterate in hash order; runs must be reproducible
         if c.send_idontwant and len(m.data) >= c.idontwant_min_bytes:
-            for peer in mesh:
+            for peer in peers:
                 if peer != src:
                     box.add(peer, "idontwant", mid)
         fwd = Rpc(self.node_id, self.addr, publish=(m,))
         dont_want = self.dont_want
         choked_by = self.choked_by.get(m.topic, ())
-        for peer in mesh:
+        for peer in peers:
             if peer == src or peer == m.origin:
                 continue
             if peer in choked_by:

@@ -4,6 +4,11 @@
 everything a peer could get wrong — id lengths, enum values, sizes — and raises
 ``WireError`` for anything malformed; unknown fields from newer versions are ignored by
 protobuf itself.
+
+Versions: ``version=1`` makes a node speak protocol version 1 exactly as release 0.1
+did: what it sends, and what it understands of what it receives, pass through the
+frozen version-1 schema (``compat/wire_v1.proto``), which drops the fields version 2
+added. Tests and ``hyperion node start --wire-version 1`` use it to run mixed meshes.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import math
 
 from google.protobuf.message import DecodeError
 
+from hyperion import PROTOCOL_VERSION
 from hyperion.identity.keys import NODE_ID_BYTES
 from hyperion.mesh import dht, pubsub
 from hyperion.mesh.membership import (
@@ -24,6 +30,9 @@ from hyperion.mesh.membership import (
     Update,
 )
 from hyperion.net import wire_pb2
+from hyperion.net.compat import wire_v1_pb2
+
+SUPPORTED_VERSIONS = (1, 2)
 
 MAX_UPDATES = 256  # rumors in one message; senders put at most 16
 MAX_CONTACTS = 64  # contacts in one DHT reply; senders put at most k = 20
@@ -34,7 +43,7 @@ MAX_RPC_ITEMS = 5_000  # ids, topics or messages in one pub/sub RPC field
 MSG_ID_BYTES = NODE_ID_BYTES + 8
 
 
-class WireError(Exception):
+class WireError(ValueError):
     """A message body could not be decoded or failed validation."""
 
 
@@ -282,7 +291,41 @@ def _decode_pubsub(p: wire_pb2.PubSub) -> pubsub.Rpc:
     )
 
 
-def encode(msg: object) -> bytes:
+def through_schema(data: bytes, message: str, version: int) -> bytes:
+    """``data`` as a node of protocol ``version`` sees it: fields it does not know dropped."""
+    if version == PROTOCOL_VERSION:
+        return data
+    if version not in SUPPORTED_VERSIONS:
+        raise ValueError(f"unsupported protocol version {version}")
+    old = getattr(wire_v1_pb2, message)()
+    try:
+        old.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise WireError(f"undecodable {message}: {e}") from None
+    old.DiscardUnknownFields()
+    return bytes(old.SerializeToString(deterministic=True))
+
+
+def encode(msg: object, version: int = PROTOCOL_VERSION) -> bytes:
+    body = _encode(msg)
+    return body if version == PROTOCOL_VERSION else through_schema(body, "MeshMessage", version)
+
+
+def encode_record(rec: dht.Record) -> bytes:
+    """A signed DHT record on its own (the payload of a node-record announcement)."""
+    return bytes(_record_pb(rec).SerializeToString())
+
+
+def decode_record(data: bytes) -> dht.Record:
+    p = wire_pb2.DhtRecord()
+    try:
+        p.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise WireError(f"undecodable record: {e}") from None
+    return _record(p)
+
+
+def _encode(msg: object) -> bytes:
     m = wire_pb2.MeshMessage()
     if isinstance(msg, pubsub.Rpc):
         m.pubsub.CopyFrom(_encode_pubsub(msg))
@@ -352,7 +395,9 @@ def encode(msg: object) -> bytes:
     return m.SerializeToString()
 
 
-def decode(body: bytes) -> object:
+def decode(body: bytes, version: int = PROTOCOL_VERSION) -> object:
+    if version != PROTOCOL_VERSION:
+        body = through_schema(body, "MeshMessage", version)
     m = wire_pb2.MeshMessage()
     try:
         m.ParseFromString(body)

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hyperion.identity.keys import NodeKey, verify_signature
-from hyperion.mesh.dht import ID_BITS, Contact, Dht, LookupDone, Record
+from hyperion.identity.keys import NodeKey
+from hyperion.mesh.crypto import node_record_policy, signed_record, verify_record
+from hyperion.mesh.dht import ID_BITS, Contact, Dht, LookupDone
 from hyperion.sim import rtt as rtt_mod
 from hyperion.sim.engine import Simulator
 from hyperion.sim.metrics import peak_rss_mib, percentile, rounded
@@ -35,30 +36,6 @@ RECORD_TTL_S = 3600.0
 def sim_key(seed: int, i: int) -> NodeKey:
     raw = hashlib.sha256(f"hyperion-sim-key:{seed}:{i}".encode()).digest()
     return NodeKey(Ed25519PrivateKey.from_private_bytes(raw))
-
-
-def verify_record(rec: Record) -> bool:
-    return verify_signature(rec.author_key, rec.signing_bytes(), rec.signature)
-
-
-def node_record_policy(rec: Record) -> bool:
-    """A node record lives under its node's id and only that node may write it."""
-    from hyperion.identity.keys import node_id_from_public_key
-
-    return rec.key == rec.author and node_id_from_public_key(rec.author_key) == rec.author
-
-
-def signed_record(key: NodeKey, value: bytes, version: int, expires_at: float) -> Record:
-    unsigned = Record(key.node_id, value, key.node_id, key.public_bytes, version, expires_at)
-    return Record(
-        unsigned.key,
-        value,
-        unsigned.author,
-        unsigned.author_key,
-        version,
-        expires_at,
-        key.sign(unsigned.signing_bytes()),
-    )
 
 
 @dataclass

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 
 from hyperion.core import Send
-from hyperion.identity.keys import verify_signature
+from hyperion.mesh.crypto import verify_message
 from hyperion.mesh.pubsub import Delivery, Message, PubSub, Rpc
 from hyperion.net.codec import envelope_size, rpc_body_size
 from hyperion.sim import rtt as rtt_mod
@@ -74,7 +74,7 @@ class GossipExperiment:
         def verify(m: Message) -> bool:
             ok = verified.get(m)
             if ok is None:
-                ok = verified[m] = verify_signature(m.origin_key, m.signing_bytes(), m.signature)
+                ok = verified[m] = verify_message(m)
             return ok
 
         cores: list[PubSub] = []

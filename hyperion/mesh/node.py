@@ -1,0 +1,324 @@
+"""The machine plane of one node: membership, DHT, pub/sub and node records, composed.
+
+``MeshNode`` is itself a sans-I/O core. It routes each inbound message to the protocol
+core that owns its type and wires the cores together:
+
+* Liveness comes from membership: a member that becomes alive is added to the DHT's
+  k-buckets and becomes a pub/sub peer; a dead or departed one leaves both, and its
+  node record leaves the directory.
+* Node records. ``set_record`` signs this node's record (a DHT ``Record`` whose key is
+  the node id, version increasing, expiry ``record_ttl_s`` ahead), puts it in the DHT
+  and announces it on the ``NODES_TOPIC`` topic. It is republished with a new version
+  every ``republish_s``. Every node keeps a *directory* of the records it knows:
+  announcements on the topic arrive within a gossip round; a member whose record has
+  not arrived ``fetch_delay_s`` after it became alive is looked up in the DHT
+  (at most ``max_fetches`` lookups in flight). A record enters the directory only if
+  the DHT's rules accept it (signed by the node it describes, not expired, not older
+  than the one held).
+
+Clocks: ``now`` is the driver's clock (monotonic on a real node). Record expiry is
+compared across nodes, so the DHT and the records see ``now + wall_offset`` — the
+driver passes the offset between its wall clock and ``now`` (0 in the simulator).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from hyperion.core import Effect, Notify, Send
+from hyperion.mesh import dht as dht_mod
+from hyperion.mesh.dht import Contact, Dht, DhtConfig, LookupDone, Record
+from hyperion.mesh.membership import (
+    Ack,
+    Broadcast,
+    Gossip,
+    MemberEvent,
+    Membership,
+    Ping,
+    PingReq,
+    PushPull,
+    SwimConfig,
+)
+from hyperion.mesh.pubsub import Delivery, PubSub, PubSubConfig, Rpc
+
+NODES_TOPIC = "hyperion/nodes"
+_MEMBERSHIP_TYPES = (Ping, Ack, PingReq, Gossip, Broadcast, PushPull)
+_DHT_TYPES = (dht_mod.FindNode, dht_mod.FindValue, dht_mod.Nodes, dht_mod.Store, dht_mod.StoreAck)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEvent:
+    """Notified when the directory learns (``record`` set) or forgets a node's record."""
+
+    node_id: str
+    record: Record | None
+    via: str  # "self" | "gossip" | "dht" | "member_gone"
+
+
+@dataclass(frozen=True, slots=True)
+class MeshNodeConfig:
+    record_ttl_s: float = 600.0
+    republish_s: float = 300.0
+    fetch_delay_s: float = 1.0
+    fetch_retry_s: float = 5.0
+    max_fetch_tries: int = 5
+    max_fetches: int = 8
+
+
+class MeshNode:
+    """One node's machine plane (see the module docstring)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        addr: str,
+        *,
+        name: str,
+        public_key: bytes,
+        sign: Callable[[bytes], bytes],
+        verify_record: dht_mod.RecordVerifier,
+        verify_message: Callable[..., bool],
+        may_write: dht_mod.WritePolicy,
+        encode_record: Callable[[Record], bytes],
+        decode_record: Callable[[bytes], Record],
+        rng: random.Random,
+        now: float,
+        wall_offset: float = 0.0,
+        swim: SwimConfig | None = None,
+        dht: DhtConfig | None = None,
+        pubsub: PubSubConfig | None = None,
+        config: MeshNodeConfig | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.addr = addr
+        self.public_key = public_key
+        self.wall_offset = wall_offset
+        self.config = config or MeshNodeConfig()
+        self._sign = sign
+        self._encode_record = encode_record
+        self._decode_record = decode_record
+        self.membership = Membership(node_id, addr, rng=rng, now=now, name=name, config=swim)
+        self.dht = Dht(
+            node_id,
+            addr,
+            rng=rng,
+            verify=verify_record,
+            may_write=may_write,
+            config=dht,
+            now=now + wall_offset,
+        )
+        self.pubsub = PubSub(
+            node_id,
+            addr,
+            public_key=public_key,
+            sign=sign,
+            verify=verify_message,
+            rng=rng,
+            now=now,
+            config=pubsub,
+        )
+        self.pubsub.subscribe(NODES_TOPIC, now)  # no peers yet: nothing to send
+        self.directory: dict[str, Record] = {}
+        self.counters: dict[str, int] = {}
+        self._value: bytes | None = None
+        self._version = 0
+        self._republish_at: float | None = None
+        self._fetch_due: dict[str, tuple[float, int]] = {}  # node id -> (due, tries)
+        self._fetching: dict[int, str] = {}  # lookup id -> node id
+        self._alive: dict[str, str] = {}  # live members: id -> addr
+
+    # --------------------------------------------------------------- local API
+
+    def join(self, seeds: Sequence[str], now: float) -> list[Effect]:
+        return self._process(self.membership.join(seeds, now), now)
+
+    def leave(self, now: float) -> list[Effect]:
+        return self.membership.leave(now)
+
+    def set_record(self, value: bytes, now: float) -> list[Effect]:
+        """Publish (or change) this node's record: sign, put in the DHT, announce."""
+        self._value = value
+        return self._publish_record(now)
+
+    def _publish_record(self, now: float) -> list[Effect]:
+        assert self._value is not None
+        wall = now + self.wall_offset
+        # Versions are milliseconds of wall time, so a restarted node supersedes itself.
+        self._version = max(self._version + 1, int(wall * 1000))
+        unsigned = Record(
+            self.node_id,
+            self._value,
+            self.node_id,
+            self.public_key,
+            self._version,
+            wall + self.config.record_ttl_s,
+        )
+        rec = Record(
+            unsigned.key,
+            unsigned.value,
+            unsigned.author,
+            unsigned.author_key,
+            unsigned.version,
+            unsigned.expires_at,
+            self._sign(unsigned.signing_bytes()),
+        )
+        self._republish_at = now + self.config.republish_s
+        out: list[Effect] = []
+        self._learn(rec, now, "self", out)
+        _, fx = self.dht.put(rec, wall)
+        out.extend(fx)
+        _, fx = self.pubsub.publish(NODES_TOPIC, self._encode_record(rec), now)
+        out.extend(fx)
+        return self._process(out, now)
+
+    def members(self) -> list[dict[str, object]]:
+        return self.membership.members()
+
+    # ---------------------------------------------------------- core interface
+
+    def handle(self, msg: object, now: float) -> list[Effect]:
+        if isinstance(msg, _MEMBERSHIP_TYPES):
+            fx = self.membership.handle(msg, now)
+        elif isinstance(msg, Rpc):
+            fx = self.pubsub.handle(msg, now)
+        elif isinstance(msg, _DHT_TYPES):
+            fx = self.dht.handle(msg, now + self.wall_offset)
+        else:
+            self._inc("drop_unknown_message")
+            return []
+        return self._process(fx, now)
+
+    def next_deadline(self) -> float | None:
+        ds = [
+            self.membership.next_deadline(),
+            self.pubsub.next_deadline(),
+            self._republish_at,
+            min((due for due, _ in self._fetch_due.values()), default=None),
+        ]
+        d = self.dht.next_deadline()
+        if d is not None:
+            ds.append(d - self.wall_offset)
+        present = [x for x in ds if x is not None]
+        return min(present) if present else None
+
+    def tick(self, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        for core, offset in (
+            (self.membership, 0.0),
+            (self.pubsub, 0.0),
+            (self.dht, self.wall_offset),  # the DHT runs on the wall clock
+        ):
+            d = core.next_deadline()
+            if d is not None and d - offset <= now:
+                out.extend(core.tick(now + offset))
+        if self._republish_at is not None and self._republish_at <= now:
+            out.extend(self._publish_record(now))
+        if self._fetch_due:
+            self._start_fetches(now, out)
+        return self._process(out, now)
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _process(self, effects: list[Effect], now: float) -> list[Effect]:
+        """Pass effects up, reacting to the events that wire the cores together."""
+        out: list[Effect] = []
+        queue = list(effects)
+        i = 0
+        while i < len(queue):
+            eff = queue[i]
+            i += 1
+            if type(eff) is Send:
+                out.append(eff)
+                continue
+            ev = eff.event  # type: ignore[union-attr]
+            if isinstance(ev, MemberEvent):
+                queue.extend(self._on_member(ev, now))
+            elif isinstance(ev, Delivery):
+                if ev.message.topic == NODES_TOPIC:
+                    if ev.from_peer != self.node_id:
+                        self._on_announcement(ev.message.data, now, queue)
+                    continue  # internal topic: not passed up
+            elif isinstance(ev, LookupDone):
+                nid = self._fetching.pop(ev.lookup_id, None)
+                if nid is not None:
+                    self._on_fetched(nid, ev, now, queue)
+                    continue
+            out.append(eff)
+        return out
+
+    def _on_member(self, ev: MemberEvent, now: float) -> list[Effect]:
+        if ev.node_id == self.node_id:
+            return []
+        if ev.state in ("alive", "suspect"):
+            self._alive[ev.node_id] = ev.addr
+            self.dht.add_contact(Contact(ev.node_id, ev.addr))
+            if ev.node_id not in self.directory and ev.node_id not in self._fetch_due:
+                self._fetch_due[ev.node_id] = (now + self.config.fetch_delay_s, 0)
+            return self.pubsub.add_peer(ev.node_id, ev.addr)
+        self._alive.pop(ev.node_id, None)
+        self.dht.remove_contact(ev.node_id)
+        self.pubsub.remove_peer(ev.node_id)
+        self._fetch_due.pop(ev.node_id, None)
+        if self.directory.pop(ev.node_id, None) is not None:
+            return [Notify(RecordEvent(ev.node_id, None, "member_gone"))]
+        return []
+
+    def _on_announcement(self, data: bytes, now: float, out: list[Effect]) -> None:
+        try:
+            rec = self._decode_record(data)
+        except ValueError:
+            self._inc("announcement_malformed")
+            return
+        self._learn(rec, now, "gossip", out)
+
+    def _learn(self, rec: Record, now: float, via: str, out: list[Effect]) -> bool:
+        held = self.directory.get(rec.key)
+        if held is not None and held.version >= rec.version:
+            self._inc("record_not_newer")
+            return False
+        if via != "self":
+            ok, _ = self.dht.accept(rec, now + self.wall_offset, store=False)
+            if not ok:
+                self._inc(f"record_refused_{via}")
+                return False
+            if rec.key not in self._alive:
+                self._inc("record_of_non_member")  # kept: membership may lag the record
+        self.directory[rec.key] = rec
+        self._fetch_due.pop(rec.key, None)
+        out.append(Notify(RecordEvent(rec.key, rec, via)))
+        return True
+
+    def _start_fetches(self, now: float, out: list[Effect]) -> None:
+        c = self.config
+        for nid, (due, tries) in sorted(self._fetch_due.items(), key=lambda x: x[1][0]):
+            if len(self._fetching) >= c.max_fetches or due > now:
+                break
+            if nid in self.directory or nid not in self._alive or tries >= c.max_fetch_tries:
+                if tries >= c.max_fetch_tries:
+                    self._inc("record_fetch_gave_up")
+                del self._fetch_due[nid]
+                continue
+            self._fetch_due[nid] = (now + c.fetch_retry_s, tries + 1)
+            lid, fx = self.dht.lookup(nid, now + self.wall_offset, want_value=True)
+            self._fetching[lid] = nid
+            self._inc("record_fetches")
+            out.extend(fx)
+
+    def _on_fetched(self, nid: str, ev: LookupDone, now: float, out: list[Effect]) -> None:
+        if ev.record is not None and ev.record.key == nid:
+            self._learn(ev.record, now, "dht", out)
+        else:
+            self._inc("record_fetch_missed")
+
+    def stats(self) -> dict[str, int]:
+        out = {f"swim_{k}": v for k, v in self.membership.stats.counters.items()}
+        out.update({f"dht_{k}": v for k, v in self.dht.counters.items()})
+        out.update({f"pubsub_{k}": v for k, v in self.pubsub.counters.items()})
+        out.update({f"records_{k}": v for k, v in self.counters.items()})
+        out["records_known"] = len(self.directory)
+        return out
+
+    def _inc(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1

@@ -1,0 +1,348 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MemberState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MEMBER_STATE_UNSPECIFIED: _ClassVar[MemberState]
+    ALIVE: _ClassVar[MemberState]
+    SUSPECT: _ClassVar[MemberState]
+    DEAD: _ClassVar[MemberState]
+MEMBER_STATE_UNSPECIFIED: MemberState
+ALIVE: MemberState
+SUSPECT: MemberState
+DEAD: MemberState
+
+class Envelope(_message.Message):
+    __slots__ = ("protocol_version", "sender", "sender_key", "timestamp_ms", "nonce", "body", "signature")
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    SENDER_KEY_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    protocol_version: int
+    sender: bytes
+    sender_key: bytes
+    timestamp_ms: int
+    nonce: bytes
+    body: bytes
+    signature: bytes
+    def __init__(self, protocol_version: _Optional[int] = ..., sender: _Optional[bytes] = ..., sender_key: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., nonce: _Optional[bytes] = ..., body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class MeshMessage(_message.Message):
+    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull", "broadcast", "dht_find_node", "dht_find_value", "dht_nodes", "dht_store", "dht_store_ack", "pubsub")
+    PING_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    PING_REQ_FIELD_NUMBER: _ClassVar[int]
+    GOSSIP_FIELD_NUMBER: _ClassVar[int]
+    PUSH_PULL_FIELD_NUMBER: _ClassVar[int]
+    BROADCAST_FIELD_NUMBER: _ClassVar[int]
+    DHT_FIND_NODE_FIELD_NUMBER: _ClassVar[int]
+    DHT_FIND_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DHT_NODES_FIELD_NUMBER: _ClassVar[int]
+    DHT_STORE_FIELD_NUMBER: _ClassVar[int]
+    DHT_STORE_ACK_FIELD_NUMBER: _ClassVar[int]
+    PUBSUB_FIELD_NUMBER: _ClassVar[int]
+    ping: Ping
+    ack: Ack
+    ping_req: PingReq
+    gossip: Gossip
+    push_pull: PushPull
+    broadcast: Broadcast
+    dht_find_node: DhtFindNode
+    dht_find_value: DhtFindValue
+    dht_nodes: DhtNodes
+    dht_store: DhtStore
+    dht_store_ack: DhtStoreAck
+    pubsub: PubSub
+    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ..., broadcast: _Optional[_Union[Broadcast, _Mapping]] = ..., dht_find_node: _Optional[_Union[DhtFindNode, _Mapping]] = ..., dht_find_value: _Optional[_Union[DhtFindValue, _Mapping]] = ..., dht_nodes: _Optional[_Union[DhtNodes, _Mapping]] = ..., dht_store: _Optional[_Union[DhtStore, _Mapping]] = ..., dht_store_ack: _Optional[_Union[DhtStoreAck, _Mapping]] = ..., pubsub: _Optional[_Union[PubSub, _Mapping]] = ...) -> None: ...
+
+class Update(_message.Message):
+    __slots__ = ("node_id", "addr", "incarnation", "state", "name")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    addr: str
+    incarnation: int
+    state: MemberState
+    name: str
+    def __init__(self, node_id: _Optional[bytes] = ..., addr: _Optional[str] = ..., incarnation: _Optional[int] = ..., state: _Optional[_Union[MemberState, str]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class Ping(_message.Message):
+    __slots__ = ("src", "src_addr", "seq", "target", "updates")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    seq: int
+    target: bytes
+    updates: _containers.RepeatedCompositeFieldContainer[Update]
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., seq: _Optional[int] = ..., target: _Optional[bytes] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ...) -> None: ...
+
+class Ack(_message.Message):
+    __slots__ = ("src", "seq", "updates")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    seq: int
+    updates: _containers.RepeatedCompositeFieldContainer[Update]
+    def __init__(self, src: _Optional[bytes] = ..., seq: _Optional[int] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ...) -> None: ...
+
+class PingReq(_message.Message):
+    __slots__ = ("src", "src_addr", "seq", "target", "target_addr", "updates")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ADDR_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    seq: int
+    target: bytes
+    target_addr: str
+    updates: _containers.RepeatedCompositeFieldContainer[Update]
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., seq: _Optional[int] = ..., target: _Optional[bytes] = ..., target_addr: _Optional[str] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ...) -> None: ...
+
+class Gossip(_message.Message):
+    __slots__ = ("src", "updates")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    updates: _containers.RepeatedCompositeFieldContainer[Update]
+    def __init__(self, src: _Optional[bytes] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ...) -> None: ...
+
+class Broadcast(_message.Message):
+    __slots__ = ("src", "lo", "hi", "updates", "rank")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    LO_FIELD_NUMBER: _ClassVar[int]
+    HI_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    lo: bytes
+    hi: bytes
+    updates: _containers.RepeatedCompositeFieldContainer[Update]
+    rank: int
+    def __init__(self, src: _Optional[bytes] = ..., lo: _Optional[bytes] = ..., hi: _Optional[bytes] = ..., updates: _Optional[_Iterable[_Union[Update, _Mapping]]] = ..., rank: _Optional[int] = ...) -> None: ...
+
+class PushPull(_message.Message):
+    __slots__ = ("src", "src_addr", "reply", "join", "ids", "addrs", "names", "keys")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    JOIN_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ADDRS_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    reply: bool
+    join: bool
+    ids: _containers.RepeatedScalarFieldContainer[bytes]
+    addrs: _containers.RepeatedScalarFieldContainer[str]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    keys: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., reply: _Optional[bool] = ..., join: _Optional[bool] = ..., ids: _Optional[_Iterable[bytes]] = ..., addrs: _Optional[_Iterable[str]] = ..., names: _Optional[_Iterable[str]] = ..., keys: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class DhtContact(_message.Message):
+    __slots__ = ("node_id", "addr")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    addr: str
+    def __init__(self, node_id: _Optional[bytes] = ..., addr: _Optional[str] = ...) -> None: ...
+
+class DhtRecord(_message.Message):
+    __slots__ = ("key", "value", "author", "author_key", "version", "expires_at", "signature")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    value: bytes
+    author: bytes
+    author_key: bytes
+    version: int
+    expires_at: float
+    signature: bytes
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., author: _Optional[bytes] = ..., author_key: _Optional[bytes] = ..., version: _Optional[int] = ..., expires_at: _Optional[float] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class DhtFindNode(_message.Message):
+    __slots__ = ("src", "src_addr", "rid", "target")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    RID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    rid: int
+    target: bytes
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., rid: _Optional[int] = ..., target: _Optional[bytes] = ...) -> None: ...
+
+class DhtFindValue(_message.Message):
+    __slots__ = ("src", "src_addr", "rid", "key")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    RID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    rid: int
+    key: bytes
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., rid: _Optional[int] = ..., key: _Optional[bytes] = ...) -> None: ...
+
+class DhtNodes(_message.Message):
+    __slots__ = ("src", "rid", "contacts", "record")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    RID_FIELD_NUMBER: _ClassVar[int]
+    CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    rid: int
+    contacts: _containers.RepeatedCompositeFieldContainer[DhtContact]
+    record: DhtRecord
+    def __init__(self, src: _Optional[bytes] = ..., rid: _Optional[int] = ..., contacts: _Optional[_Iterable[_Union[DhtContact, _Mapping]]] = ..., record: _Optional[_Union[DhtRecord, _Mapping]] = ...) -> None: ...
+
+class DhtStore(_message.Message):
+    __slots__ = ("src", "src_addr", "rid", "record")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    RID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    rid: int
+    record: DhtRecord
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., rid: _Optional[int] = ..., record: _Optional[_Union[DhtRecord, _Mapping]] = ...) -> None: ...
+
+class DhtStoreAck(_message.Message):
+    __slots__ = ("src", "rid", "accepted", "reason")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    RID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    rid: int
+    accepted: bool
+    reason: str
+    def __init__(self, src: _Optional[bytes] = ..., rid: _Optional[int] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PsMessage(_message.Message):
+    __slots__ = ("origin", "origin_key", "seqno", "topic", "data", "signature")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_KEY_FIELD_NUMBER: _ClassVar[int]
+    SEQNO_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    origin: bytes
+    origin_key: bytes
+    seqno: int
+    topic: str
+    data: bytes
+    signature: bytes
+    def __init__(self, origin: _Optional[bytes] = ..., origin_key: _Optional[bytes] = ..., seqno: _Optional[int] = ..., topic: _Optional[str] = ..., data: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class PsIHave(_message.Message):
+    __slots__ = ("topic", "ids")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    ids: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, topic: _Optional[str] = ..., ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class PubSub(_message.Message):
+    __slots__ = ("src", "subscribe", "unsubscribe", "publish", "ihave", "iwant", "graft", "prune", "src_addr")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
+    UNSUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_FIELD_NUMBER: _ClassVar[int]
+    IHAVE_FIELD_NUMBER: _ClassVar[int]
+    IWANT_FIELD_NUMBER: _ClassVar[int]
+    GRAFT_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    subscribe: _containers.RepeatedScalarFieldContainer[str]
+    unsubscribe: _containers.RepeatedScalarFieldContainer[str]
+    publish: _containers.RepeatedCompositeFieldContainer[PsMessage]
+    ihave: _containers.RepeatedCompositeFieldContainer[PsIHave]
+    iwant: _containers.RepeatedScalarFieldContainer[bytes]
+    graft: _containers.RepeatedScalarFieldContainer[str]
+    prune: _containers.RepeatedScalarFieldContainer[str]
+    src_addr: str
+    def __init__(self, src: _Optional[bytes] = ..., subscribe: _Optional[_Iterable[str]] = ..., unsubscribe: _Optional[_Iterable[str]] = ..., publish: _Optional[_Iterable[_Union[PsMessage, _Mapping]]] = ..., ihave: _Optional[_Iterable[_Union[PsIHave, _Mapping]]] = ..., iwant: _Optional[_Iterable[bytes]] = ..., graft: _Optional[_Iterable[str]] = ..., prune: _Optional[_Iterable[str]] = ..., src_addr: _Optional[str] = ...) -> None: ...
+
+class GpuInfo(_message.Message):
+    __slots__ = ("model", "memory_bytes", "count", "free")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    FREE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    memory_bytes: int
+    count: int
+    free: int
+    def __init__(self, model: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., count: _Optional[int] = ..., free: _Optional[int] = ...) -> None: ...
+
+class NodeRecord(_message.Message):
+    __slots__ = ("node_id", "spiffe_id", "name", "mesh_addr", "api_addr", "labels", "cpu_millis", "memory_bytes", "gpus", "cpu_millis_free", "memory_bytes_free", "price_per_hour", "spot", "software_version", "protocol_versions", "updated_at")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPIFFE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MESH_ADDR_FIELD_NUMBER: _ClassVar[int]
+    API_ADDR_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLIS_FREE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FREE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    SPOT_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    spiffe_id: str
+    name: str
+    mesh_addr: str
+    api_addr: str
+    labels: _containers.ScalarMap[str, str]
+    cpu_millis: int
+    memory_bytes: int
+    gpus: _containers.RepeatedCompositeFieldContainer[GpuInfo]
+    cpu_millis_free: int
+    memory_bytes_free: int
+    price_per_hour: float
+    spot: bool
+    software_version: str
+    protocol_versions: _containers.RepeatedScalarFieldContainer[int]
+    updated_at: float
+    def __init__(self, node_id: _Optional[bytes] = ..., spiffe_id: _Optional[str] = ..., name: _Optional[str] = ..., mesh_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[GpuInfo, _Mapping]]] = ..., cpu_millis_free: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., price_per_hour: _Optional[float] = ..., spot: _Optional[bool] = ..., software_version: _Optional[str] = ..., protocol_versions: _Optional[_Iterable[int]] = ..., updated_at: _Optional[float] = ...) -> None: ...
