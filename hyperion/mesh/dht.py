@@ -538,6 +538,21 @@ class Dht:
             out.append(Send(c.node_id, c.addr, Store(self.node_id, self.addr, self._rid, rec)))
         return out
 
+    def handoff(self, contact: Contact, now: float) -> list[Effect]:
+        """A new contact appeared: store at it the held records it is now among the k
+        closest to (§2.5: existing nodes hand values to a joining node)."""
+        out: list[Effect] = []
+        c_int = int(contact.node_id, 16)
+        for rec in list(self.records.values()):
+            if not self._fresh(rec, now):
+                continue
+            near = self.closest(rec.key, self.config.k)
+            key = int(rec.key, 16)
+            if len(near) < self.config.k or (c_int ^ key) <= (int(near[-1].node_id, 16) ^ key):
+                out.extend(self.store(rec, (contact,)))
+                self._inc("records_handed_off")
+        return out
+
     def expire(self, now: float) -> int:
         """Drop expired records; returns how many."""
         dead = [k for k, r in self.records.items() if not self._fresh(r, now)]

@@ -128,10 +128,12 @@ class MeshNode:
         self._fetch_due: dict[str, tuple[float, int]] = {}  # node id -> (due, tries)
         self._fetching: dict[int, str] = {}  # lookup id -> node id
         self._alive: dict[str, str] = {}  # live members: id -> addr
+        self._joined_at = now
 
     # --------------------------------------------------------------- local API
 
     def join(self, seeds: Sequence[str], now: float) -> list[Effect]:
+        self._joined_at = now
         return self._process(self.membership.join(seeds, now), now)
 
     def leave(self, now: float) -> list[Effect]:
@@ -195,8 +197,9 @@ class MeshNode:
             self.membership.next_deadline(),
             self.pubsub.next_deadline(),
             self._republish_at,
-            min((due for due, _ in self._fetch_due.values()), default=None),
         ]
+        if len(self._fetching) < self.config.max_fetches:  # else a finished fetch starts more
+            ds.append(min((due for due, _ in self._fetch_due.values()), default=None))
         d = self.dht.next_deadline()
         if d is not None:
             ds.append(d - self.wall_offset)
@@ -252,11 +255,20 @@ class MeshNode:
         if ev.node_id == self.node_id:
             return []
         if ev.state in ("alive", "suspect"):
+            new = ev.node_id not in self._alive
             self._alive[ev.node_id] = ev.addr
-            self.dht.add_contact(Contact(ev.node_id, ev.addr))
+            contact = Contact(ev.node_id, ev.addr)
+            self.dht.add_contact(contact)
             if ev.node_id not in self.directory and ev.node_id not in self._fetch_due:
-                self._fetch_due[ev.node_id] = (now + self.config.fetch_delay_s, 0)
-            return self.pubsub.add_peer(ev.node_id, ev.addr)
+                # A member that joins announces its record on the topic; give that a
+                # moment. Members we meet while joining ourselves never will: fetch now.
+                joining = now - self._joined_at < self.config.fetch_delay_s
+                delay = 0.0 if joining else self.config.fetch_delay_s
+                self._fetch_due[ev.node_id] = (now + delay, 0)
+            out = self.pubsub.add_peer(ev.node_id, ev.addr)
+            if new:
+                out.extend(self.dht.handoff(contact, now + self.wall_offset))
+            return out
         self._alive.pop(ev.node_id, None)
         self.dht.remove_contact(ev.node_id)
         self.pubsub.remove_peer(ev.node_id)
@@ -311,6 +323,8 @@ class MeshNode:
             self._learn(ev.record, now, "dht", out)
         else:
             self._inc("record_fetch_missed")
+        if self._fetch_due:
+            self._start_fetches(now, out)
 
     def stats(self) -> dict[str, int]:
         out = {f"swim_{k}": v for k, v in self.membership.stats.counters.items()}
