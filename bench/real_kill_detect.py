@@ -25,7 +25,7 @@ from pathlib import Path
 from hyperion.cli.up import start_mesh, stop_mesh
 from hyperion.identity.ca import CertificateAuthority
 from hyperion.identity.spiffe import user_spiffe_id
-from hyperion.net.transport import call_admin_members
+from hyperion.net.transport import call_admin
 
 CONVERGE_TIMEOUT_S = 20.0
 DETECT_TIMEOUT_S = 15.0
@@ -34,7 +34,7 @@ POLL_S = 0.1
 
 async def views(addrs: list[str], svid: object) -> list[dict[str, tuple[str, float]]]:
     async def one(addr: str) -> dict[str, tuple[str, float]]:
-        reply = await call_admin_members(addr, svid, timeout_s=2.0)  # type: ignore[arg-type]
+        reply = await call_admin(addr, svid, "Members", timeout_s=2.0)  # type: ignore[arg-type]
         return {m.node_id: (m.state, m.state_since_unix) for m in reply.members}
 
     return list(await asyncio.gather(*(one(a) for a in addrs)))

@@ -7,3 +7,12 @@ sim (the deterministic simulator) and cli (the `hyperion` command).
 
 __version__ = "0.2.0"
 PROTOCOL_VERSION = 2  # wire format: hyperion/net/wire.proto; version 1 in net/compat
+
+
+def software_version(protocol: int = PROTOCOL_VERSION) -> str:
+    """The software version a node speaking ``protocol`` reports in its node record.
+
+    A node run with an older wire version (compatibility testing) reports that release
+    with build metadata, which semver precedence ignores: ``0.1.0+compat``.
+    """
+    return __version__ if protocol == PROTOCOL_VERSION else f"0.{protocol}.0+compat"

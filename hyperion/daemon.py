@@ -1,4 +1,4 @@
-"""One Hyperion node: identity, mutual-TLS server, membership, SVID rotation, admin API.
+"""One Hyperion node: identity, mutual-TLS server, machine plane, SVID rotation, admin API.
 
 ``run_node`` is what ``hyperion node start`` runs in its own OS process. State lives in
 ``DIR/nodes/NAME/``: the Ed25519 node key (0600), the current SVID, ``node.json``
@@ -7,6 +7,10 @@
 The first SVID needs a one-time join token; later ones are issued while the current
 SVID is still valid (the node proves it holds it, as a SPIRE agent re-attests).
 Renewal happens at half-life and swaps credentials under running connections.
+
+The machine plane is one ``MeshNode`` core (membership, DHT, pub/sub, node records) run
+by the asyncio driver. The node's record — labels, capacity, prices, versions — is built
+here from the options and the machine, and published when the node starts.
 """
 
 from __future__ import annotations
@@ -24,14 +28,18 @@ from pathlib import Path
 
 import grpc
 
-from hyperion import __version__
+from hyperion import PROTOCOL_VERSION, software_version
 from hyperion.identity.ca import CertificateAuthority, Svid
 from hyperion.identity.errors import IdentityError
 from hyperion.identity.keys import NodeKey
 from hyperion.identity.spiffe import node_spiffe_id
 from hyperion.identity.tokens import redeem_token
-from hyperion.mesh.membership import PROFILES, MemberEvent, Membership
-from hyperion.net import wire_pb2, wire_pb2_grpc
+from hyperion.mesh.crypto import node_record_policy, verify_message, verify_record
+from hyperion.mesh.membership import PROFILES, MemberEvent
+from hyperion.mesh.node import MeshNode, RecordEvent
+from hyperion.mesh.pubsub import PubSubConfig
+from hyperion.mesh.records import Gpu, NodeRecord, RecordError, build_record
+from hyperion.net import codec, wire_pb2, wire_pb2_grpc
 from hyperion.net.driver import CoreDriver
 from hyperion.net.transport import (
     TLS_NAME,
@@ -56,6 +64,11 @@ class NodeOptions:
     labels: dict[str, str] = field(default_factory=dict)
     profile: str = "local"
     svid_ttl_s: float = 3600.0
+    cpu_millis: int | None = None  # default: this machine's
+    memory_bytes: int | None = None
+    gpus: tuple[Gpu, ...] = ()
+    egress_price_per_gb: float = 0.0
+    wire_version: int = PROTOCOL_VERSION  # 1: behave as a release-0.1 node on the wire
 
 
 def node_dir(mesh_dir: Path, name: str) -> Path:
@@ -111,6 +124,14 @@ class _Admin(wire_pb2_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "admin API needs a user SVID")
         return self._node.members_reply()
 
+    async def Nodes(  # noqa: N802 (gRPC method name)
+        self, request: wire_pb2.NodesRequest, context: grpc.aio.ServicerContext
+    ) -> wire_pb2.NodesReply:
+        sid = peer_identity(context, self._node.trust_domain)
+        if sid is None or sid.kind != "user":
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "admin API needs a user SVID")
+        return self._node.nodes_reply()
+
 
 class Node:
     """A running node (see module docstring)."""
@@ -118,6 +139,11 @@ class Node:
     def __init__(self, opts: NodeOptions) -> None:
         if opts.profile not in PROFILES:
             raise ValueError(f"unknown profile {opts.profile!r} (choose {', '.join(PROFILES)})")
+        if opts.wire_version not in codec.SUPPORTED_VERSIONS:
+            raise ValueError(
+                f"unsupported wire version {opts.wire_version} "
+                f"(supported: {', '.join(map(str, codec.SUPPORTED_VERSIONS))})"
+            )
         self.opts = opts
         self.dir = node_dir(opts.dir, opts.name)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -134,10 +160,16 @@ class Node:
         self.counters = Counters()
         self.state_since: dict[str, float] = {}
         self.addr = ""
-        self.core: Membership | None = None
+        self.core: MeshNode | None = None
         self.driver: CoreDriver | None = None
 
     def _on_notify(self, event: object) -> None:
+        if isinstance(event, RecordEvent):
+            if event.record is not None and event.via != "self":
+                log.info(
+                    "record of %s v%d via %s", event.node_id[:12], event.record.version, event.via
+                )
+            return
         if isinstance(event, MemberEvent):
             self.state_since[event.node_id] = time.time()
             if event.state == "dead" and self.driver is not None:
@@ -161,10 +193,52 @@ class Node:
             for m in self.core.members()
         ]
         counters = dict(self.counters.values)
-        for k, v in self.core.stats.counters.items():
-            counters[f"swim_{k}"] = v
+        counters.update(self.core.stats())
         return wire_pb2.MembersReply(
             node_id=self.key.node_id, name=self.opts.name, members=members, counters=counters
+        )
+
+    def build_record(self) -> NodeRecord:
+        o = self.opts
+        return build_record(
+            node_id=self.key.node_id,
+            spiffe_id=self.svid.spiffe_id,
+            name=o.name,
+            mesh_addr=self.addr,
+            api_addr="",
+            labels=o.labels,
+            software_version=software_version(self.opts.wire_version),
+            protocol_versions=list(range(1, o.wire_version + 1)),
+            now_unix=time.time(),
+            cpu_millis=o.cpu_millis,
+            memory_bytes=o.memory_bytes,
+            gpus=o.gpus,
+            egress_price_per_gb=o.egress_price_per_gb,
+        )
+
+    def read_record(self, value: bytes) -> NodeRecord:
+        """A record's bytes as this node's protocol version understands them."""
+        return NodeRecord.from_bytes(
+            codec.through_schema(value, "NodeRecord", self.opts.wire_version)
+        )
+
+    def nodes_reply(self) -> wire_pb2.NodesReply:
+        assert self.core is not None
+        own = self.key.node_id
+        order = sorted(self.core.directory, key=lambda nid: (nid != own, nid))
+        records = []
+        for nid in order:
+            try:
+                rec = self.read_record(self.core.directory[nid].value)
+            except RecordError as e:
+                self.counters.inc("records_unreadable")
+                log.warning("record of %s is unreadable: %s", nid[:12], e)
+                continue
+            pb = wire_pb2.NodeRecord()
+            pb.ParseFromString(rec.to_bytes())
+            records.append(pb)
+        return wire_pb2.NodesReply(
+            node_id=own, name=self.opts.name, records=records, counters=self.core.stats()
         )
 
     def _write_info(self) -> None:
@@ -176,7 +250,8 @@ class Node:
             "mesh_addr": self.addr,
             "api_addr": None,
             "labels": self.opts.labels,
-            "version": __version__,
+            "version": software_version(self.opts.wire_version),
+            "wire_version": self.opts.wire_version,
             "profile": self.opts.profile,
         }
         tmp = self.dir / "node.json.tmp"
@@ -213,17 +288,39 @@ class Node:
         if host in ("", "0.0.0.0", "[::]"):
             host = "127.0.0.1"
         self.addr = f"{host}:{port}"
-        self.core = Membership(
+        now = time.monotonic()
+        v1 = self.opts.wire_version == 1
+        self.core = MeshNode(
             self.key.node_id,
             self.addr,
             name=self.opts.name,
+            public_key=self.key.public_bytes,
+            sign=self.key.sign,
+            verify_record=verify_record,
+            verify_message=verify_message,
+            may_write=node_record_policy,
+            encode_record=codec.encode_record,
+            decode_record=codec.decode_record,
             rng=random.Random(),
-            now=time.monotonic(),
-            config=PROFILES[self.opts.profile],
+            now=now,
+            wall_offset=time.time() - now,
+            swim=PROFILES[self.opts.profile],
+            pubsub=PubSubConfig(choke=False, send_idontwant=False) if v1 else None,
         )
-        self.driver = CoreDriver(self.core, self.key, transport, self.counters, self._on_notify)
+        self.driver = CoreDriver(
+            self.core,
+            self.key,
+            transport,
+            self.counters,
+            self._on_notify,
+            version=self.opts.wire_version,
+        )
         holder.append(self.driver)
-        self.driver.execute(self.core.join(self.opts.join, time.monotonic()))
+        value = codec.through_schema(
+            self.build_record().to_bytes(), "NodeRecord", self.opts.wire_version
+        )
+        self.driver.execute(self.core.join(self.opts.join, now))
+        self.driver.execute(self.core.set_record(value, now))
         self._write_info()
         log.info("node %s (%s) listening on %s", self.opts.name, self.key.node_id, self.addr)
         tasks = [

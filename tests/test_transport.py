@@ -35,7 +35,7 @@ from hyperion.net.transport import (
     Counters,
     CredentialStore,
     Transport,
-    call_admin_members,
+    call_admin,
     start_server,
 )
 
@@ -449,18 +449,18 @@ def test_admin_members_requires_a_user_svid(tmp_path: Path) -> None:
 
     async def main() -> None:
         async with _running(_node(mesh, "n1")) as node:
-            reply = await call_admin_members(node.addr, alice)
+            reply = await call_admin(node.addr, alice, "Members")
             assert reply.node_id == node.key.node_id
             assert reply.name == "n1"
             me = [m for m in reply.members if m.node_id == node.key.node_id]
             assert len(me) == 1 and me[0].state == "alive" and me[0].addr == node.addr
 
             with pytest.raises(grpc.aio.AioRpcError) as exc:
-                await call_admin_members(node.addr, node_svid)
+                await call_admin(node.addr, node_svid, "Members")
             assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
             with pytest.raises(grpc.aio.AioRpcError) as exc:
-                await call_admin_members(node.addr, forged, timeout_s=2.0)
+                await call_admin(node.addr, forged, "Members", timeout_s=2.0)
             assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
 
     asyncio.run(main())
@@ -483,7 +483,10 @@ def test_svid_renewal_keeps_connections_and_serves_new_cert(tmp_path: Path) -> N
                 assert n1.core is not None and n2.core is not None
                 id1, id2 = n1.key.node_id, n2.key.node_id
                 await _wait_for(
-                    lambda: n1.core.state_of(id2) == "alive" and n2.core.state_of(id1) == "alive",
+                    lambda: (
+                        n1.core.membership.state_of(id2) == "alive"
+                        and n2.core.membership.state_of(id1) == "alive"
+                    ),
                     timeout_s=10.0,
                     what="n1 and n2 to see each other alive",
                 )
@@ -504,8 +507,8 @@ def test_svid_renewal_keeps_connections_and_serves_new_cert(tmp_path: Path) -> N
                     assert 1 <= n.counters.values.get("svid_renewals", 0) <= most
                 assert n1.svid.spiffe_id == node_spiffe_id(TD, id1)
                 # Membership kept flowing over the established links, none reconnected.
-                assert n1.core.state_of(id2) == "alive"
-                assert n2.core.state_of(id1) == "alive"
+                assert n1.core.membership.state_of(id2) == "alive"
+                assert n2.core.membership.state_of(id1) == "alive"
                 assert [n.counters.values.get("reconnects", 0) for n in (n1, n2)] == reconnects
                 assert n1.counters.values.get("envelopes_in", 0) > envelopes_in
                 assert n1.counters.values.get("svid_renewal_errors", 0) == 0
@@ -522,7 +525,7 @@ def test_svid_renewal_keeps_connections_and_serves_new_cert(tmp_path: Path) -> N
                 assert served in {before, after}
                 assert spiffe_id_from_cert(probe.peer_der) == node_spiffe_id(TD, id1)
                 # The admin API works over a fresh connection too.
-                reply = await call_admin_members(n1.addr, alice)
+                reply = await call_admin(n1.addr, alice, "Members")
                 assert {m.node_id for m in reply.members} == {id1, id2}
 
     asyncio.run(main())

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hyperion import PROTOCOL_VERSION
 from hyperion.datafiles import DataError
 from hyperion.identity.ca import Svid
 from hyperion.identity.errors import IdentityError
@@ -127,27 +128,61 @@ def node_start(
     ),
     join: Annotated[str, typer.Option("--join", help="Comma-separated host:port seeds.")] = "",
     token: Annotated[str | None, typer.Option("--token", help="One-time join token.")] = None,
-    labels: Annotated[str, typer.Option("--labels", help="k=v,k=v (cloud, region, ...)")] = "",
+    labels: Annotated[
+        str,
+        typer.Option(
+            "--labels",
+            help="k=v,... Short keys: cloud, region, zone, geography, instance-type, spot, "
+            "price-per-hour, edge; or full keys (topology.kubernetes.io/region, hyperion.io/…).",
+        ),
+    ] = "",
     profile: Annotated[str, typer.Option("--profile", help="local | lan | wan")] = "local",
     svid_ttl: Annotated[str, typer.Option("--svid-ttl", help="SVID lifetime")] = "1h",
+    cpu: Annotated[
+        str | None, typer.Option("--cpu", help="CPU to offer (4, 500m); default: all")
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option("--memory", help="Memory to offer (8Gi); default: all")
+    ] = None,
+    gpus: Annotated[str, typer.Option("--gpus", help="MODEL:COUNT[:GiB],… e.g. H100:8")] = "",
+    egress_price: Annotated[
+        float, typer.Option("--egress-price-per-gb", help="USD per GB out; 0 = unknown")
+    ] = 0.0,
+    wire_version: Annotated[
+        int,
+        typer.Option(
+            "--wire-version", help="Protocol version to speak (1: as release 0.1, for testing)"
+        ),
+    ] = PROTOCOL_VERSION,
 ) -> None:
     """Run one node in the foreground until SIGINT/SIGTERM."""
     from hyperion.daemon import Node, NodeOptions
     from hyperion.identity.tokens import parse_ttl
+    from hyperion.mesh.records import normalize_labels, parse_gpus, parse_quantity
 
     parse_name(name)
     parse_addr(listen)
     seeds = [parse_addr(s.strip()) for s in join.split(",") if s.strip()]
-    opts = NodeOptions(
-        dir=dir,
-        name=name,
-        listen=listen,
-        join=seeds,
-        token=token,
-        labels=parse_labels(labels),
-        profile=profile,
-        svid_ttl_s=parse_ttl(svid_ttl),
-    )
+    try:
+        cpu_millis = None if cpu is None else int(parse_quantity(cpu) * 1000)
+        memory_bytes = None if memory is None else int(parse_quantity(memory))
+        opts = NodeOptions(
+            dir=dir,
+            name=name,
+            listen=listen,
+            join=seeds,
+            token=token,
+            labels=normalize_labels(parse_labels(labels)),
+            profile=profile,
+            svid_ttl_s=parse_ttl(svid_ttl),
+            cpu_millis=cpu_millis,
+            memory_bytes=memory_bytes,
+            gpus=parse_gpus(gpus) if gpus else (),
+            egress_price_per_gb=egress_price,
+            wire_version=wire_version,
+        )
+    except ValueError as e:
+        fail(str(e))
     _setup_logging(True)
 
     async def serve() -> None:
@@ -171,6 +206,13 @@ def up(
     trust_domain: Annotated[str, typer.Option("--trust-domain")] = "hyperion.local",
     profile: Annotated[str, typer.Option("--profile", help="local | lan | wan")] = "local",
     svid_ttl: Annotated[str, typer.Option("--svid-ttl", help="SVID lifetime")] = "1h",
+    wire_versions: Annotated[
+        str,
+        typer.Option(
+            "--wire-versions",
+            help="Protocol versions the nodes speak, cycled: e.g. 2,1 (mixed-version mesh)",
+        ),
+    ] = str(PROTOCOL_VERSION),
 ) -> None:
     """Start a local mesh, one OS process per node; Ctrl-C stops them all."""
     from hyperion.cli.up import run_up
@@ -182,11 +224,19 @@ def up(
     if profile not in PROFILES:
         fail(f"unknown --profile {profile!r} (choose {', '.join(PROFILES)})")
     parse_ttl(svid_ttl)
+    from hyperion.net.codec import SUPPORTED_VERSIONS
+
+    try:
+        versions = [int(v) for v in wire_versions.split(",") if v.strip()]
+    except ValueError:
+        fail(f"bad --wire-versions {wire_versions!r}: expected e.g. 2,1")
+    if not versions or any(v not in SUPPORTED_VERSIONS for v in versions):
+        fail(f"--wire-versions must list versions from {list(SUPPORTED_VERSIONS)}")
     mesh_dir = dir or default_dir()
     if mesh_dir.exists() and not mesh_dir.is_dir():
         fail(f"{mesh_dir} exists and is not a directory")
     try:
-        run_up(nodes, mesh_dir, trust_domain, profile, svid_ttl, console)
+        run_up(nodes, mesh_dir, trust_domain, profile, svid_ttl, console, versions)
     except OSError as e:
         fail(str(e))
 
@@ -241,12 +291,12 @@ def members(
     """Show one node's membership view."""
     import grpc
 
-    from hyperion.net.transport import call_admin_members
+    from hyperion.net.transport import call_admin
 
     info = find_node(dir, node)
     svid = cli_svid(dir)
     try:
-        reply = asyncio.run(call_admin_members(str(info["mesh_addr"]), svid))
+        reply = asyncio.run(call_admin(str(info["mesh_addr"]), svid, "Members"))
     except grpc.aio.AioRpcError as e:
         fail(f"node {info.get('name')} at {info.get('mesh_addr')} did not answer: {e.details()}")
     rows = [
@@ -276,6 +326,73 @@ def members(
             f"[{colors.get(st, 'white')}]{st}[/]",
             str(r["incarnation"]),
             str(r["addr"]),
+        )
+    console.print(table)
+
+
+@app.command("nodes")
+def nodes_cmd(
+    dir: DirOpt,
+    node: Annotated[str | None, typer.Option("--node", help="Ask this node (default: first).")] = (
+        None
+    ),
+    selector: Annotated[
+        str,
+        typer.Option(
+            "--selector",
+            "-l",
+            help="Kubernetes-style selector, plus version/protocol/cpu/memory/gpu/price: "
+            "e.g. 'version>=0.2,region in (us-east-1,eu-west-1),gpu=H100-80GB'",
+        ),
+    ] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the node records a node knows (its own first), optionally filtered."""
+    import grpc
+
+    from hyperion.mesh.records import NodeRecord, RecordError, parse_selector
+    from hyperion.net.transport import call_admin
+
+    try:
+        sel = parse_selector(selector)
+    except ValueError as e:
+        fail(f"bad --selector: {e}")
+    info = find_node(dir, node)
+    svid = cli_svid(dir)
+    try:
+        reply = asyncio.run(call_admin(str(info["mesh_addr"]), svid, "Nodes"))
+    except grpc.aio.AioRpcError as e:
+        fail(f"node {info.get('name')} at {info.get('mesh_addr')} did not answer: {e.details()}")
+    records = []
+    for pb in reply.records:
+        try:
+            rec = NodeRecord.from_bytes(pb.SerializeToString())
+        except RecordError as e:
+            fail(f"node {reply.name} sent an unreadable record: {e}")
+        if sel.matches(rec):
+            records.append(rec)
+    if as_json:
+        print(json.dumps([r.to_json() for r in records], indent=2))
+        return
+    table = Table(title=f"node records known to {reply.name} ({reply.node_id[:12]}…)")
+    for col in ("name", "node id", "cloud", "region", "cpu", "memory", "gpus", "$/h", "spot"):
+        table.add_column(col)
+    table.add_column("version")
+    table.add_column("address")
+    for r in records:
+        labels = r.labels
+        table.add_row(
+            r.name,
+            r.node_id[:12],
+            labels.get("hyperion.io/cloud", ""),
+            labels.get("topology.kubernetes.io/region", ""),
+            f"{r.cpu_millis_free / 1000:g}/{r.cpu_millis / 1000:g}",
+            f"{r.memory_bytes_free / 2**30:.1f}/{r.memory_bytes / 2**30:.1f}Gi",
+            ",".join(f"{g.model}:{g.free}/{g.count}" for g in r.gpus) or "-",
+            f"{r.price_per_hour:g}",
+            "yes" if r.spot else "no",
+            f"{r.software_version} (p{','.join(map(str, r.protocol_versions))})",
+            r.mesh_addr,
         )
     console.print(table)
 

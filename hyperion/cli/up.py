@@ -14,11 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from hyperion import PROTOCOL_VERSION
 from hyperion.identity.ca import CertificateAuthority
 from hyperion.identity.tokens import create_token
 
@@ -46,8 +48,27 @@ def _wait_for_info(path: Path, proc: subprocess.Popen[bytes], deadline: float) -
     )
 
 
+def node_command(
+    mesh_dir: Path, name: str, token: str, *, join: str = "", extra: Sequence[str] = ()
+) -> list[str]:
+    """The command line that runs one node of the mesh in ``mesh_dir``."""
+    cmd = [
+        sys.executable, "-m", "hyperion", "node", "start",
+        "--dir", str(mesh_dir), "--name", name, "--listen", "127.0.0.1:0", "--token", token,
+    ]  # fmt: skip
+    if join:
+        cmd += ["--join", join]
+    return cmd + list(extra)
+
+
 def start_mesh(
-    n: int, mesh_dir: Path, trust_domain: str, profile: str, svid_ttl: str
+    n: int,
+    mesh_dir: Path,
+    trust_domain: str,
+    profile: str,
+    svid_ttl: str,
+    wire_versions: Sequence[int] = (PROTOCOL_VERSION,),
+    node_args: Callable[[int], list[str]] | None = None,
 ) -> tuple[list[subprocess.Popen[bytes]], list[dict[str, object]]]:
     mesh_dir.mkdir(parents=True, exist_ok=True)
     if not CertificateAuthority.exists(mesh_dir):
@@ -62,27 +83,14 @@ def start_mesh(
             ndir = mesh_dir / "nodes" / name
             ndir.mkdir(parents=True, exist_ok=True, mode=0o700)
             (ndir / "node.json").unlink(missing_ok=True)
-            cmd = [
-                sys.executable,
-                "-m",
-                "hyperion",
-                "node",
-                "start",
-                "--dir",
-                str(mesh_dir),
-                "--name",
-                name,
-                "--listen",
-                "127.0.0.1:0",
-                "--profile",
-                profile,
-                "--svid-ttl",
-                svid_ttl,
-                "--token",
-                create_token(mesh_dir, ttl_s=600),
-            ]
-            if seed:
-                cmd += ["--join", seed]
+            extra = ["--profile", profile, "--svid-ttl", svid_ttl]
+            version = wire_versions[(i - 1) % len(wire_versions)]
+            if version != PROTOCOL_VERSION:
+                extra += ["--wire-version", str(version)]
+            if node_args is not None:
+                extra += node_args(i)
+            token = create_token(mesh_dir, ttl_s=600)
+            cmd = node_command(mesh_dir, name, token, join=seed, extra=extra)
             log = open(ndir / "node.log", "ab")  # noqa: SIM115 (owned by the child)
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -132,7 +140,13 @@ def stop_mesh(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def run_up(
-    n: int, mesh_dir: Path, trust_domain: str, profile: str, svid_ttl: str, console: Console
+    n: int,
+    mesh_dir: Path,
+    trust_domain: str,
+    profile: str,
+    svid_ttl: str,
+    console: Console,
+    wire_versions: Sequence[int] = (PROTOCOL_VERSION,),
 ) -> None:
     stopping = False
 
@@ -143,7 +157,7 @@ def run_up(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        procs, infos = start_mesh(n, mesh_dir, trust_domain, profile, svid_ttl)
+        procs, infos = start_mesh(n, mesh_dir, trust_domain, profile, svid_ttl, wire_versions)
     except UpError as e:
         console.print(f"[red]error:[/] {e}")
         sys.exit(1)

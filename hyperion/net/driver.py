@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 
+from hyperion import PROTOCOL_VERSION
 from hyperion.core import Core, Effect, Notify, Send
 from hyperion.identity.keys import NodeKey
 from hyperion.net import codec
@@ -34,8 +35,11 @@ class CoreDriver:
         transport: Transport,
         counters: Counters,
         on_notify: Callable[[object], None] | None = None,
+        version: int = PROTOCOL_VERSION,
     ) -> None:
+        """``version``: the protocol version this node speaks (see ``codec``)."""
         self.core = core
+        self.version = version
         self.key = key
         self.transport = transport
         self.counters = counters
@@ -45,7 +49,7 @@ class CoreDriver:
     def deliver(self, opened: Opened) -> None:
         """Called by the transport for every verified envelope."""
         try:
-            msg = codec.decode(opened.body)
+            msg = codec.decode(opened.body, self.version)
         except codec.WireError:
             self.counters.inc("rejected_malformed_body")
             return
@@ -60,9 +64,13 @@ class CoreDriver:
     def execute(self, effects: list[Effect]) -> None:
         for eff in effects:
             if isinstance(eff, Send):
-                body = codec.encode(eff.msg)  # type: ignore[arg-type]
+                body = codec.encode(eff.msg, self.version)
                 env = seal(
-                    self.key, body, now_ms=int(time.time() * 1000), nonce=os.urandom(NONCE_BYTES)
+                    self.key,
+                    body,
+                    now_ms=int(time.time() * 1000),
+                    nonce=os.urandom(NONCE_BYTES),
+                    version=self.version,
                 )
                 if not eff.addr:
                     self.counters.inc("dropped_no_address")

@@ -23,6 +23,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -271,14 +272,13 @@ class Transport:
         self._links.clear()
 
 
-async def call_admin_members(
-    addr: str, svid: Svid, timeout_s: float = 5.0
-) -> wire_pb2.MembersReply:
-    """The CLI side of the admin API (authenticated with a user SVID)."""
+async def call_admin(addr: str, svid: Svid, method: str, timeout_s: float = 5.0) -> Any:
+    """The CLI side of the admin API (authenticated with a user SVID).
+
+    ``method`` is "Members" or "Nodes"; returns the reply message.
+    """
+    requests = {"Members": wire_pb2.MembersRequest, "Nodes": wire_pb2.NodesRequest}
     creds = grpc.ssl_channel_credentials(svid.bundle_pem, svid.key_pem, svid.cert_pem)
     async with grpc.aio.secure_channel(addr, creds, options=GRPC_OPTIONS) as channel:
         stub = wire_pb2_grpc.AdminStub(channel)
-        reply: wire_pb2.MembersReply = await stub.Members(
-            wire_pb2.MembersRequest(), timeout=timeout_s
-        )
-        return reply
+        return await getattr(stub, method)(requests[method](), timeout=timeout_s)

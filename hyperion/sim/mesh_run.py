@@ -17,7 +17,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hyperion import PROTOCOL_VERSION
+from hyperion import PROTOCOL_VERSION, software_version
 from hyperion.core import Core, Effect, Send
 from hyperion.identity.keys import NodeKey
 from hyperion.identity.spiffe import node_spiffe_id
@@ -60,13 +60,6 @@ class WireVersion:
                 e = Send(e.dest, e.addr, wire)
             out.append(e)
         return out
-
-
-def software_version(version: int) -> str:
-    """What a node of protocol ``version`` reports as its software version."""
-    from hyperion import __version__
-
-    return __version__ if version == PROTOCOL_VERSION else f"0.{version}.0+compat"
 
 
 def record_value(rec: NodeRecord, version: int) -> bytes:
