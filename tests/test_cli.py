@@ -127,6 +127,39 @@ def test_members_without_mesh_json(tmp_path: Path) -> None:
     assert "mesh.json" in err
 
 
+@pytest.mark.parametrize("cmd", ["nodes", "stats"])
+def test_nodes_and_stats_without_mesh_json(tmp_path: Path, cmd: str) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "mesh.json" in assert_usage_error(hyperion(tmp_path, cmd, "--dir", str(empty)))
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--labels", "cloud=oci"], "hyperion.io/cloud"),
+        (["--labels", "region=Not A Region!"], "topology.kubernetes.io/region"),
+        (["--labels", "price=-1"], "price"),
+        (["--gpus", "Quantum9000:1"], "Quantum9000"),
+        (["--cpu", "lots"], "lots"),
+        (["--wire-version", "7"], "wire version"),
+    ],
+)
+def test_node_start_rejects_bad_record_inputs(
+    tmp_path: Path, flags: list[str], needle: str
+) -> None:
+    d = make_ca(tmp_path)
+    err = assert_usage_error(
+        hyperion(tmp_path, "node", "start", "--dir", str(d), "--name", "n1", *flags)
+    )
+    assert needle in err
+
+
+def test_nodes_rejects_a_bad_selector_before_contacting_anyone(tmp_path: Path) -> None:
+    err = assert_usage_error(hyperion(tmp_path, "nodes", "--dir", str(tmp_path), "-l", "a in b"))
+    assert "bad --selector" in err
+
+
 # ------------------------------------------------------------------------------ sim
 
 

@@ -109,6 +109,13 @@ def test_mixed_version_mesh_shares_records_and_filters_by_version(tmp_path: Path
             capture_output=True, text=True, env=env, check=False, cwd=tmp_path,
         )  # fmt: skip
         assert bad.returncode == 2 and bad.stderr.startswith("error: bad --selector")
+        stats = subprocess.run(
+            [sys.executable, "-m", "hyperion", "stats", "--dir", str(mesh_dir), "--json"],
+            capture_output=True, text=True, env=env, check=True, cwd=tmp_path,
+        )  # fmt: skip
+        counters = json.loads(stats.stdout)
+        assert counters["pubsub_published"] >= 1 and counters["records_known"] == N
+        assert counters.get("pubsub_rejected_bad_signature", 0) == 0
 
         # A late joiner's record reaches every node; a departed node's record goes away.
         token = create_token(mesh_dir, ttl_s=600)

@@ -397,6 +397,37 @@ def nodes_cmd(
     console.print(table)
 
 
+@app.command("stats")
+def stats_cmd(
+    dir: DirOpt,
+    node: Annotated[str | None, typer.Option("--node", help="Ask this node (default: first).")] = (
+        None
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A node's counters: transport, SWIM, DHT, pub/sub and records (drops included)."""
+    import grpc
+
+    from hyperion.net.transport import call_admin
+
+    info = find_node(dir, node)
+    svid = cli_svid(dir)
+    try:
+        reply = asyncio.run(call_admin(str(info["mesh_addr"]), svid, "Members"))
+    except grpc.aio.AioRpcError as e:
+        fail(f"node {info.get('name')} at {info.get('mesh_addr')} did not answer: {e.details()}")
+    counters = dict(sorted(reply.counters.items()))
+    if as_json:
+        print(json.dumps(counters, indent=2))
+        return
+    table = Table(title=f"counters of {reply.name} ({reply.node_id[:12]}…)")
+    table.add_column("counter")
+    table.add_column("value", justify="right")
+    for k, v in counters.items():
+        table.add_row(k, str(v))
+    console.print(table)
+
+
 # ------------------------------------------------------------------------------ sim
 
 
