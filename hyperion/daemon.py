@@ -116,20 +116,21 @@ class _Admin(wire_pb2_grpc.AdminServicer):
     def __init__(self, node: Node) -> None:
         self._node = node
 
-    async def Members(  # noqa: N802 (gRPC method name)
-        self, request: wire_pb2.MembersRequest, context: grpc.aio.ServicerContext
-    ) -> wire_pb2.MembersReply:
+    async def _require_user(self, context: grpc.aio.ServicerContext) -> None:
         sid = peer_identity(context, self._node.trust_domain)
         if sid is None or sid.kind != "user":
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "admin API needs a user SVID")
+
+    async def Members(  # noqa: N802 (gRPC method name)
+        self, request: wire_pb2.MembersRequest, context: grpc.aio.ServicerContext
+    ) -> wire_pb2.MembersReply:
+        await self._require_user(context)
         return self._node.members_reply()
 
     async def Nodes(  # noqa: N802 (gRPC method name)
         self, request: wire_pb2.NodesRequest, context: grpc.aio.ServicerContext
     ) -> wire_pb2.NodesReply:
-        sid = peer_identity(context, self._node.trust_domain)
-        if sid is None or sid.kind != "user":
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "admin API needs a user SVID")
+        await self._require_user(context)
         return self._node.nodes_reply()
 
 

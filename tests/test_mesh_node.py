@@ -7,15 +7,21 @@ from hyperion.mesh.node import NODES_TOPIC, RecordEvent
 from hyperion.mesh.records import parse_selector
 from hyperion.net import codec
 from hyperion.sim.dht_run import sim_key
-from hyperion.sim.mesh_run import build_mesh, read_record
+from hyperion.sim.mesh_run import SimMesh, build_mesh, read_record
+
+
+def started(n: int, until: float, **kw: object) -> SimMesh:
+    """A mesh of ``n`` nodes started 50 ms apart, run until ``until``."""
+    m = build_mesh(n, **kw)  # type: ignore[arg-type]
+    for i in range(n):
+        m.start(i, 0.05 * i)
+    m.sim.run(until)
+    return m
 
 
 def test_every_node_learns_every_record_and_the_dht_holds_them() -> None:
     n = 16
-    m = build_mesh(n)
-    for i in range(n):
-        m.start(i, 0.05 * i)
-    m.sim.run(6.0)
+    m = started(n, 6.0)
     everyone = {k.node_id for k in m.keys}
     for i in range(n):
         assert m.knows(i) == everyone
@@ -44,10 +50,7 @@ def test_a_late_joiner_is_visible_everywhere_within_a_second() -> None:
 
 def test_dead_members_leave_the_directory() -> None:
     n = 10
-    m = build_mesh(n)
-    for i in range(n):
-        m.start(i, 0.05 * i)
-    m.sim.run(4.0)
+    m = started(n, 4.0)
     victim = m.keys[7].node_id
     m.sim.crash(7)
     m.sim.run(20.0)
@@ -60,10 +63,7 @@ def test_dead_members_leave_the_directory() -> None:
 
 def test_record_changes_supersede_older_versions_everywhere() -> None:
     n = 8
-    m = build_mesh(n)
-    for i in range(n):
-        m.start(i, 0.05 * i)
-    m.sim.run(4.0)
+    m = started(n, 4.0)
     node = m.nodes[2]
     before = node.directory[node.node_id].version
     m.sim.inject(2, node.set_record(b"changed", m.sim.now))
@@ -75,10 +75,7 @@ def test_record_changes_supersede_older_versions_everywhere() -> None:
 
 def test_forged_and_stale_announcements_are_refused_and_counted() -> None:
     n = 6
-    m = build_mesh(n)
-    for i in range(n):
-        m.start(i, 0.05 * i)
-    m.sim.run(4.0)
+    m = started(n, 4.0)
     target = m.nodes[0]
     victim = m.keys[1]
     # A record for node 1 signed by node 3: not its author.
@@ -103,10 +100,7 @@ def test_forged_and_stale_announcements_are_refused_and_counted() -> None:
 def test_mixed_protocol_versions_interoperate() -> None:
     n = 12
     versions = [1 if i % 2 else 2 for i in range(n)]
-    m = build_mesh(n, versions=versions, seed=5)
-    for i in range(n):
-        m.start(i, 0.05 * i)
-    m.sim.run(6.0)
+    m = started(n, 6.0, versions=versions, seed=5)
     everyone = {k.node_id for k in m.keys}
     for i in range(n):
         assert m.knows(i) == everyone

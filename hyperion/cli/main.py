@@ -10,7 +10,7 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -271,6 +271,20 @@ def find_node(dir: Path, name: str | None) -> dict[str, object]:
     fail(f"no node named {name!r} in {dir} (have: {have})")
 
 
+def ask_node(dir: Path, node: str | None, method: str) -> Any:
+    """Call the admin API of a node of the mesh in ``dir`` (``--node``, default the first)."""
+    import grpc
+
+    from hyperion.net.transport import call_admin
+
+    info = find_node(dir, node)
+    svid = cli_svid(dir)
+    try:
+        return asyncio.run(call_admin(str(info["mesh_addr"]), svid, method))
+    except grpc.aio.AioRpcError as e:
+        fail(f"node {info.get('name')} at {info.get('mesh_addr')} did not answer: {e.details()}")
+
+
 def cli_svid(dir: Path) -> Svid:
     """A short-lived user SVID for the CLI, issued from the mesh CA."""
     from hyperion.identity.ca import CertificateAuthority
@@ -289,16 +303,8 @@ def members(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one node's membership view."""
-    import grpc
 
-    from hyperion.net.transport import call_admin
-
-    info = find_node(dir, node)
-    svid = cli_svid(dir)
-    try:
-        reply = asyncio.run(call_admin(str(info["mesh_addr"]), svid, "Members"))
-    except grpc.aio.AioRpcError as e:
-        fail(f"node {info.get('name')} at {info.get('mesh_addr')} did not answer: {e.details()}")
+    reply = ask_node(dir, node, "Members")
     rows = [
         {
             "node_id": m.node_id,
@@ -348,21 +354,14 @@ def nodes_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the node records a node knows (its own first), optionally filtered."""
-    import grpc
 
     from hyperion.mesh.records import NodeRecord, RecordError, parse_selector
-    from hyperion.net.transport import call_admin
 
     try:
         sel = parse_selector(selector)
     except ValueError as e:
         fail(f"bad --selector: {e}")
-    info = find_node(dir, node)
-    svid = cli_svid(dir)
-    try:
-        reply = asyncio.run(call_admin(str(info["mesh_addr"]), svid, "Nodes"))
-    except grpc.aio.AioRpcError as e:
-        fail(f"node {info.get('name')} at {info.get('mesh_addr')} did not answer: {e.details()}")
+    reply = ask_node(dir, node, "Nodes")
     records = []
     for pb in reply.records:
         try:
@@ -406,16 +405,8 @@ def stats_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """A node's counters: transport, SWIM, DHT, pub/sub and records (drops included)."""
-    import grpc
 
-    from hyperion.net.transport import call_admin
-
-    info = find_node(dir, node)
-    svid = cli_svid(dir)
-    try:
-        reply = asyncio.run(call_admin(str(info["mesh_addr"]), svid, "Members"))
-    except grpc.aio.AioRpcError as e:
-        fail(f"node {info.get('name')} at {info.get('mesh_addr')} did not answer: {e.details()}")
+    reply = ask_node(dir, node, "Members")
     counters = dict(sorted(reply.counters.items()))
     if as_json:
         print(json.dumps(counters, indent=2))

@@ -30,13 +30,6 @@ def node_record_policy(rec: Record) -> bool:
 
 def signed_record(key: NodeKey, value: bytes, version: int, expires_at: float) -> Record:
     """The node record ``value`` of ``key``'s node, signed by it."""
-    unsigned = Record(key.node_id, value, key.node_id, key.public_bytes, version, expires_at)
-    return Record(
-        unsigned.key,
-        value,
-        unsigned.author,
-        unsigned.author_key,
-        version,
-        expires_at,
-        key.sign(unsigned.signing_bytes()),
+    return Record(key.node_id, value, key.node_id, key.public_bytes, version, expires_at).signed(
+        key.sign
     )

@@ -149,23 +149,14 @@ class MeshNode:
         wall = now + self.wall_offset
         # Versions are milliseconds of wall time, so a restarted node supersedes itself.
         self._version = max(self._version + 1, int(wall * 1000))
-        unsigned = Record(
+        rec = Record(
             self.node_id,
             self._value,
             self.node_id,
             self.public_key,
             self._version,
             wall + self.config.record_ttl_s,
-        )
-        rec = Record(
-            unsigned.key,
-            unsigned.value,
-            unsigned.author,
-            unsigned.author_key,
-            unsigned.version,
-            unsigned.expires_at,
-            self._sign(unsigned.signing_bytes()),
-        )
+        ).signed(self._sign)
         self._republish_at = now + self.config.republish_s
         out: list[Effect] = []
         self._learn(rec, now, "self", out)
