@@ -169,7 +169,10 @@ def run_up(
             str(info["name"]), str(info["node_id"])[:16], str(info["pid"]), str(info["mesh_addr"])
         )
     console.print(table)
-    console.print(f"wrote {mesh_dir / 'mesh.json'}; try: hyperion members --dir {mesh_dir}")
+    console.print(
+        f"wrote {mesh_dir / 'mesh.json'}; try: hyperion members --dir {mesh_dir}"
+        f" (or: hyperion nodes --dir {mesh_dir})"
+    )
     console.print("Ctrl-C stops the mesh.")
     reported: set[int] = set()
     try:
