@@ -11,6 +11,7 @@ from hyperion.mesh.dht import (
     ID_BITS,
     Contact,
     Dht,
+    DhtConfig,
     FindNode,
     FindValue,
     LookupDone,
@@ -172,3 +173,55 @@ def test_small_simulated_mesh_finds_every_record() -> None:
     assert r["success_rate"] == 1.0
     r = DhtExperiment(nodes=500, seed=2, lookups=100, dead_fraction=0.2).run()
     assert r["success_rate"] >= 0.99  # type: ignore[operator]
+
+
+def test_maintenance_expires_records_refreshes_stale_buckets_and_replicates() -> None:
+    cfg = DhtConfig(refresh_s=100.0, replicate_s=50.0, expire_check_s=10.0)
+    me = make(hid(0), config=cfg, now=0.0)
+    for i in range(1, 60):
+        me.add_contact(Contact(hid(i), f"a{i}"))
+    key = sim_key(3, 1)
+    short = signed_record(key, b"short-lived", 1, expires_at=15.0)
+    keep = signed_record(sim_key(3, 2), b"long-lived", 1, expires_at=10_000.0)
+    assert me.accept(short, 0.0) == (True, "") and me.accept(keep, 0.0) == (True, "")
+    t, sent = 0.0, []
+    while t < 120.0:
+        t = me.next_deadline() or t + 1.0
+        for eff in me.tick(t):
+            if isinstance(eff, Send):
+                sent.append(eff.msg)
+    assert short.key not in me.records and keep.key in me.records
+    assert me.counters["records_expired"] == 1
+    assert me.counters["bucket_refreshes"] >= 1  # every non-empty bucket was stale
+    assert me.counters["records_replicated"] >= 2  # at t≈50 and t≈100: the live record
+    assert any(isinstance(m, FindNode) for m in sent)
+
+
+def test_put_stores_at_the_k_closest_after_the_lookup() -> None:
+    me = make(hid(0))
+    for i in range(1, 30):
+        me.add_contact(Contact(hid(i), f"a{i}"))
+    rec = signed_record(sim_key(4, 0), b"v", 1, expires_at=100.0)
+    lid, fx = me.put(rec, 0.0)
+    # Every contact asked answers with no closer contacts: the lookup ends, stores go out.
+    out = list(fx)
+    stores = []
+    while out:
+        eff = out.pop()
+        if isinstance(eff, Send) and isinstance(eff.msg, FindNode):
+            out.extend(me.handle(Nodes(eff.dest, eff.msg.rid, ()), 0.01))
+        elif isinstance(eff, Send) and isinstance(eff.msg, Store):
+            stores.append(eff.dest)
+    expect = {c.node_id for c in me.closest(rec.key, 20)}
+    assert set(stores) == expect and lid > 0
+
+
+def test_handoff_gives_a_closer_newcomer_the_records_it_should_hold() -> None:
+    me = make(hid(0))
+    rec = signed_record(sim_key(4, 1), b"v", 1, expires_at=100.0)
+    me.accept(rec, 0.0)
+    newcomer = Contact(hid(7), "a7")
+    me.add_contact(newcomer)
+    fx = me.handoff(newcomer, 1.0)  # fewer than k contacts: everyone is among the closest
+    assert [(e.dest, type(e.msg)) for e in fx] == [(newcomer.node_id, Store)]  # type: ignore[union-attr]
+    assert me.handoff(newcomer, 200.0) == []  # nothing fresh to hand over
