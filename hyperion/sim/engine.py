@@ -159,6 +159,12 @@ class Simulator:
                 timer_at[i] = _INF
                 if tracing:
                     self._record(_TIMER, i, "")
+                d = core.next_deadline()
+                if d is not None and d > t:  # the work this timer was for is done (an ack
+                    timer_at[i] = d  # came): skip the idle tick, wake at the new deadline
+                    self._seq += 1
+                    push(heap, (d, self._seq, _TIMER, i, None))
+                    continue
                 effects = core.tick(t)
             else:
                 a()  # type: ignore[operator]
