@@ -16,3 +16,8 @@ def software_version(protocol: int = PROTOCOL_VERSION) -> str:
     with build metadata, which semver precedence ignores: ``0.1.0+compat``.
     """
     return __version__ if protocol == PROTOCOL_VERSION else f"0.{protocol}.0+compat"
+
+
+def protocols_spoken(protocol: int = PROTOCOL_VERSION) -> tuple[int, ...]:
+    """The protocol versions a node speaking ``protocol`` understands (it reads older ones)."""
+    return tuple(range(1, protocol + 1))

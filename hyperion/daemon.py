@@ -28,7 +28,7 @@ from pathlib import Path
 
 import grpc
 
-from hyperion import PROTOCOL_VERSION, software_version
+from hyperion import PROTOCOL_VERSION, protocols_spoken, software_version
 from hyperion.identity.ca import CertificateAuthority, Svid
 from hyperion.identity.errors import IdentityError
 from hyperion.identity.keys import NodeKey
@@ -209,18 +209,12 @@ class Node:
             api_addr="",
             labels=o.labels,
             software_version=software_version(self.opts.wire_version),
-            protocol_versions=list(range(1, o.wire_version + 1)),
+            protocol_versions=protocols_spoken(o.wire_version),
             now_unix=time.time(),
             cpu_millis=o.cpu_millis,
             memory_bytes=o.memory_bytes,
             gpus=o.gpus,
             egress_price_per_gb=o.egress_price_per_gb,
-        )
-
-    def read_record(self, value: bytes) -> NodeRecord:
-        """A record's bytes as this node's protocol version understands them."""
-        return NodeRecord.from_bytes(
-            codec.through_schema(value, "NodeRecord", self.opts.wire_version)
         )
 
     def nodes_reply(self) -> wire_pb2.NodesReply:
@@ -230,7 +224,7 @@ class Node:
         records = []
         for nid in order:
             try:
-                rec = self.read_record(self.core.directory[nid].value)
+                rec = NodeRecord.from_bytes(self.core.directory[nid].value, self.opts.wire_version)
             except RecordError as e:
                 self.counters.inc("records_unreadable")
                 log.warning("record of %s is unreadable: %s", nid[:12], e)
@@ -290,7 +284,6 @@ class Node:
             host = "127.0.0.1"
         self.addr = f"{host}:{port}"
         now = time.monotonic()
-        v1 = self.opts.wire_version == 1
         self.core = MeshNode(
             self.key.node_id,
             self.addr,
@@ -306,7 +299,7 @@ class Node:
             now=now,
             wall_offset=time.time() - now,
             swim=PROFILES[self.opts.profile],
-            pubsub=PubSubConfig(choke=False, send_idontwant=False) if v1 else None,
+            pubsub=PubSubConfig.for_version(self.opts.wire_version),
         )
         self.driver = CoreDriver(
             self.core,
@@ -317,9 +310,7 @@ class Node:
             version=self.opts.wire_version,
         )
         holder.append(self.driver)
-        value = codec.through_schema(
-            self.build_record().to_bytes(), "NodeRecord", self.opts.wire_version
-        )
+        value = self.build_record().to_bytes(self.opts.wire_version)
         self.driver.execute(self.core.join(self.opts.join, now))
         self.driver.execute(self.core.set_record(value, now))
         self._write_info()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from hyperion.mesh.crypto import signed_record
 from hyperion.mesh.node import NODES_TOPIC, RecordEvent
-from hyperion.mesh.records import parse_selector
+from hyperion.mesh.records import NodeRecord, parse_selector
 from hyperion.net import codec
 from hyperion.sim.dht_run import sim_key
-from hyperion.sim.mesh_run import SimMesh, build_mesh, read_record
+from hyperion.sim.mesh_run import SimMesh, build_mesh
 
 
 def started(n: int, until: float, **kw: object) -> SimMesh:
@@ -107,16 +107,16 @@ def test_mixed_protocol_versions_interoperate() -> None:
     new, old = m.nodes[0], m.nodes[1]
     v2_id, v1_id = m.keys[0].node_id, m.keys[1].node_id
     # The newer record field: newer readers see it, older readers drop it unharmed.
-    assert read_record(new.directory[v2_id].value, 2).egress_price_per_gb == 0.09
-    assert read_record(old.directory[v2_id].value, 1).egress_price_per_gb == 0.0
+    assert NodeRecord.from_bytes(new.directory[v2_id].value, 2).egress_price_per_gb == 0.09
+    assert NodeRecord.from_bytes(old.directory[v2_id].value, 1).egress_price_per_gb == 0.0
     # Its absence in an older node's record reads as "unknown" on a newer node.
-    assert read_record(new.directory[v1_id].value, 2).egress_price_per_gb == 0.0
+    assert NodeRecord.from_bytes(new.directory[v1_id].value, 2).egress_price_per_gb == 0.0
     # Version-2 pub/sub fields never reach version-1 nodes; v2 nodes choke each other only.
     assert all(m.nodes[i].pubsub.counters.get("choked", 0) == 0 for i in range(1, n, 2))
     assert all(not m.nodes[i].pubsub.choked_by.get(NODES_TOPIC) for i in range(1, n, 2))
     # Selecting by software version over the records a node knows.
     sel = parse_selector("version>=0.2")
-    recs = [read_record(r.value, 2) for r in new.directory.values()]
+    recs = [NodeRecord.from_bytes(r.value, 2) for r in new.directory.values()]
     assert {r.node_id for r in recs if sel.matches(r)} == {
         m.keys[i].node_id for i in range(0, n, 2)
     }

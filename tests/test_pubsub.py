@@ -220,7 +220,7 @@ def test_idontwant_for_large_messages_stops_forwarding_to_that_peer() -> None:
 
 
 def test_older_peers_without_choke_or_idontwant_interoperate() -> None:
-    old = PubSubConfig(choke=False, send_idontwant=False)
+    old = PubSubConfig.for_version(1)
     m = Mesh(30, configs={i: old for i in range(0, 30, 2)})
     m.run(3.0)
     mids = [m.publish(k, bytes(1500)).mid for k in range(8)]

@@ -139,6 +139,11 @@ class PubSubConfig:
     send_idontwant: bool = True  # protocol version 2 behaviour
     choke: bool = True  # protocol version 2 behaviour
 
+    @classmethod
+    def for_version(cls, protocol: int) -> PubSubConfig:
+        """Defaults as a node of ``protocol`` runs them (version 1: no CHOKE, no IDONTWANT)."""
+        return cls() if protocol >= 2 else cls(choke=False, send_idontwant=False)
+
 
 Signer = Callable[[bytes], bytes]
 Verifier = Callable[[Message], bool]

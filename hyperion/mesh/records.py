@@ -98,10 +98,12 @@ from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
 
+from hyperion import PROTOCOL_VERSION
 from hyperion.identity.errors import IdentityError
 from hyperion.identity.spiffe import KIND_NODE, parse_spiffe_id
 from hyperion.mesh.dht import MAX_RECORD_BYTES
 from hyperion.net import wire_pb2
+from hyperion.net.codec import through_schema
 
 # --------------------------------------------------------------------------- limits
 
@@ -542,8 +544,9 @@ class NodeRecord:
         if sid.kind != KIND_NODE or sid.name != self.node_id:
             raise RecordError(f"spiffe_id {self.spiffe_id!r} does not name node {self.node_id}")
 
-    def to_bytes(self) -> bytes:
-        """The deterministic protobuf encoding (``wire_pb2.NodeRecord``)."""
+    def to_bytes(self, version: int = PROTOCOL_VERSION) -> bytes:
+        """The deterministic protobuf encoding (``wire_pb2.NodeRecord``), as a node of
+        protocol ``version`` writes it (older versions lack the newer fields)."""
         pb = wire_pb2.NodeRecord(
             node_id=bytes.fromhex(self.node_id),
             spiffe_id=self.spiffe_id,
@@ -568,13 +571,20 @@ class NodeRecord:
             updated_at=self.updated_at,
             egress_price_per_gb=self.egress_price_per_gb,
         )
-        return pb.SerializeToString(deterministic=True)
+        data = pb.SerializeToString(deterministic=True)
+        return data if version == PROTOCOL_VERSION else through_schema(data, "NodeRecord", version)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> NodeRecord:
-        """Decode and validate a record from a peer; raise RecordError, nothing else."""
+    def from_bytes(cls, data: bytes, version: int = PROTOCOL_VERSION) -> NodeRecord:
+        """Decode and validate a record from a peer, as a node of protocol ``version``
+        reads it (fields newer than that are dropped); raise RecordError, nothing else."""
         if len(data) > MAX_RECORD_BYTES:
             raise RecordError(f"node record is larger than {MAX_RECORD_BYTES} bytes")
+        if version != PROTOCOL_VERSION:
+            try:
+                data = through_schema(data, "NodeRecord", version)
+            except ValueError as e:
+                raise RecordError(f"not a node record: {e}") from None
         pb = wire_pb2.NodeRecord()
         try:
             pb.ParseFromString(data)

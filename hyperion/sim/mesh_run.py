@@ -17,7 +17,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hyperion import PROTOCOL_VERSION, software_version
+from hyperion import PROTOCOL_VERSION, protocols_spoken, software_version
 from hyperion.core import Core, Effect, Send
 from hyperion.identity.keys import NodeKey
 from hyperion.identity.spiffe import node_spiffe_id
@@ -32,7 +32,6 @@ from hyperion.sim.dht_run import sim_key
 from hyperion.sim.engine import Simulator
 
 TRUST_DOMAIN = "sim.hyperion"
-V1_PUBSUB = PubSubConfig(choke=False, send_idontwant=False)
 
 
 class WireVersion:
@@ -62,16 +61,6 @@ class WireVersion:
         return out
 
 
-def record_value(rec: NodeRecord, version: int) -> bytes:
-    """A record's bytes as a node of protocol ``version`` writes them."""
-    return codec.through_schema(rec.to_bytes(), "NodeRecord", version)
-
-
-def read_record(value: bytes, version: int) -> NodeRecord:
-    """A record's bytes as a node of protocol ``version`` reads them."""
-    return NodeRecord.from_bytes(codec.through_schema(value, "NodeRecord", version))
-
-
 @dataclass
 class SimMesh:
     sim: Simulator
@@ -88,7 +77,7 @@ class SimMesh:
             node = self.nodes[i]
             seeds = [] if i == seed_node else [self.nodes[seed_node].addr]
             fx = node.join(seeds, self.sim.now)
-            fx += node.set_record(record_value(self.records[i], self.versions[i]), self.sim.now)
+            fx += node.set_record(self.records[i].to_bytes(self.versions[i]), self.sim.now)
             self.sim.inject(i, self._wrap(i, fx))
 
         self.sim.at(at, go)
@@ -127,7 +116,7 @@ def build_mesh(
             rng=random.Random(seed * 7919 + i),
             now=0.0,
             swim=PROFILES["lan"],
-            pubsub=None if v == PROTOCOL_VERSION else V1_PUBSUB,
+            pubsub=PubSubConfig.for_version(v),
         )
         nodes.append(node)
         cloud, region = matrix.regions[i % len(matrix.regions)].split(":", 1)
@@ -140,7 +129,7 @@ def build_mesh(
                 api_addr="",
                 labels={"cloud": cloud, "region": region},
                 software_version=software_version(v),
-                protocol_versions=list(range(1, v + 1)),
+                protocol_versions=protocols_spoken(v),
                 now_unix=0.0,
                 cpu_millis=4000,
                 memory_bytes=16 << 30,
