@@ -312,10 +312,15 @@ class CertificateAuthority:
         now: float | None = None,
         dns_names: Sequence[str] = ("localhost",),
         ip_addresses: Sequence[str] = ("127.0.0.1",),
+        common_name: str = "",
+        groups: Sequence[str] = (),
     ) -> Svid:
         """Issue an X.509 SVID for ``spiffe_id`` valid from now - 60 s to now + ``ttl_s``.
 
-        The validity never extends past the CA certificate's own expiry.
+        The validity never extends past the CA certificate's own expiry. ``common_name``
+        and ``groups`` go into the subject as CN and O attributes, which is where
+        Kubernetes reads a client certificate's user name and groups (the API server
+        uses the groups for authorization); without groups the subject is O=Hyperion.
         """
         parsed = parse_spiffe_id(spiffe_id)
         if parsed.trust_domain != self._trust_domain:
@@ -344,7 +349,7 @@ class CertificateAuthority:
         ca_ski = x509.SubjectKeyIdentifier.from_public_key(self._key.public_key())
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Hyperion")]))
+            .subject_name(_subject(common_name, groups))
             .issuer_name(self._cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -389,6 +394,18 @@ class CertificateAuthority:
             not_before=cert.not_valid_before_utc.timestamp(),
             not_after=cert.not_valid_after_utc.timestamp(),
         )
+
+
+def _subject(common_name: str, groups: Sequence[str]) -> x509.Name:
+    try:
+        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups] or [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Hyperion")
+        ]
+        if common_name:
+            attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    except ValueError as e:
+        raise IdentityError(f"invalid certificate subject: {e}") from e
+    return x509.Name(attrs)
 
 
 def spiffe_id_from_cert(cert_pem_or_der: bytes) -> str:
