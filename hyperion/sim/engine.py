@@ -131,6 +131,8 @@ class Simulator:
         self._rearm(i)
 
     def run(self, until: float) -> None:
+        # The hot loop: _execute, _send and _rearm are inlined and everything the loop
+        # touches is bound to a local (10k SWIM nodes: ~4.5 million events a minute).
         heap = self._heap
         cores = self.cores
         timer_at = self._timer_at
@@ -138,6 +140,15 @@ class Simulator:
         tracing = self._trace is not None
         pop = heapq.heappop
         push = heapq.heappush
+        addr_index = self._addr_index.get
+        partition = self.partition
+        region = self.region
+        rand = self.rng.random
+        loss = self.loss
+        m = self.rtt
+        avg_ms = m.avg_ms if m is not None else None
+        mdev_ms = m.mdev_ms if m is not None else None
+        count_types = self._count_types
         while heap and heap[0][0] <= until:
             t, _, kind, a, b = pop(heap)
             self.now = t
@@ -169,11 +180,37 @@ class Simulator:
             else:
                 a()  # type: ignore[operator]
                 continue
-            if effects:
-                self._execute(i, effects)
-            # Re-arm the node's timer if its deadline moved earlier (inlined _rearm: this is
-            # the hot loop). A deadline that moved later costs one early, idle tick; pushing
-            # a fresh heap entry on every such move measured slower.
+            for eff in effects:
+                if type(eff) is Send:  # inlined _send: same checks, same RNG draws
+                    stats.sent += 1
+                    if count_types:
+                        name = type(eff.msg).__name__
+                        stats.by_type[name] = stats.by_type.get(name, 0) + 1
+                    if self.on_send is not None:
+                        self.on_send(i, eff, t)
+                    j = addr_index(eff.addr)
+                    if j is None:
+                        stats.unroutable += 1
+                        continue
+                    if partition[i] != partition[j]:
+                        stats.cut += 1
+                        continue
+                    if loss and rand() < loss:
+                        stats.lost += 1
+                        continue
+                    if avg_ms is None or mdev_ms is None:
+                        delay = 0.0005
+                    else:  # half the measured RTT, jittered by its measured deviation
+                        ri, rj = region[i], region[j]
+                        rtt_ms = avg_ms[ri][rj] + mdev_ms[ri][rj] * (2.0 * rand() - 1.0)
+                        delay = max(rtt_ms, 0.2) / 2000.0
+                    self._seq += 1
+                    push(heap, (t + delay, self._seq, _DELIVER, j, eff.msg))
+                elif type(eff) is Notify and self.on_notify is not None:
+                    self.on_notify(i, eff.event, t)
+            # Re-arm the node's timer if its deadline moved earlier (inlined _rearm). A
+            # deadline that moved later costs one early, idle tick; pushing a fresh heap
+            # entry on every such move measured slower.
             d = core.next_deadline()
             if d is not None and d < timer_at[i]:
                 if d < t:
