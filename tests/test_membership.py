@@ -249,3 +249,39 @@ def test_time_only_comes_from_arguments() -> None:
     a, b = make(1, now=100.0), make(1, now=100.0)
     assert a.next_deadline() == b.next_deadline()
     assert a.tick(a.next_deadline() or 0) == b.tick(b.next_deadline() or 0)
+
+
+def test_rumor_queue_matches_fewest_sent_first_model() -> None:
+    """The queue's O(1) whole-queue path sends exactly what the plain model would."""
+    from hyperion.mesh.membership import _RumorQueue, _Stats
+
+    rng = random.Random(5)
+    for _ in range(200):
+        stats = _Stats()
+        max_len = rng.choice([4, 64])
+        q = _RumorQueue(max_len, stats)
+        model: list[list] = []  # [slot, update, sends], fewest-sent first
+        dropped = 0
+        for _ in range(rng.randrange(1, 80)):
+            op = rng.random()
+            slot = rng.randrange(12)
+            if op < 0.25:
+                u = Update(nid(slot), "", rng.randrange(9), ALIVE)
+                model = [e for e in model if e[0] != slot]
+                if len(model) >= max_len:
+                    model.pop()
+                    dropped += 1
+                model.insert(0, [slot, u, 0])
+                q.put(slot, u)
+            elif op < 0.3:
+                model = [e for e in model if e[0] != slot]
+                q.discard(slot)
+            else:
+                limit, cap = rng.choice([2, 16]), rng.choice([3, 6, 10])
+                taken, model = model[:limit], model[limit:]
+                for e in taken:
+                    e[2] += 1
+                model += [e for e in taken if e[2] < cap]
+                assert q.take(limit, cap) == tuple(e[1] for e in taken)
+            assert len(q) == len(model)
+        assert stats.counters.get("drop_rumor_overflow", 0) == dropped

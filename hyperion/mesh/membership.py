@@ -269,15 +269,24 @@ class _RumorQueue:
     plus one, so the order holds with O(1) work per rumor. A newer rumor about a member
     replaces the older one (marked dead in place, skipped when reached). When full, the
     most-sent rumor (the back) is dropped and counted: it has had the most chances.
+
+    Usually the whole queue fits in one message (a handful of rumors, ``max_piggyback``
+    per message), and then every ``take`` sends the same rumors in the same order. That
+    case costs O(1): the tuple built last time is handed out again and the sends are
+    counted in one offset (``_lag``) shared by every entry, until a rumor would reach its
+    limit or the queue changes (``_settle`` then writes the offset back).
     """
 
-    __slots__ = ("_q", "_where", "_max", "_stats")
+    __slots__ = ("_q", "_where", "_max", "_stats", "_whole", "_most", "_lag")
 
     def __init__(self, max_len: int, stats: _Stats) -> None:
         self._q: deque[list[Any]] = deque()  # entries: [slot, update, sends, live]
         self._where: dict[int, list[Any]] = {}
         self._max = max_len
         self._stats = stats
+        self._whole: tuple[Update, ...] | None = None  # every queued rumor, in queue order
+        self._most = 0  # the highest send count among them (before ``_lag``)
+        self._lag = 0  # sends of ``_whole`` not yet added to the entries' counts
 
     def __len__(self) -> int:
         return len(self._where)
@@ -297,12 +306,28 @@ class _RumorQueue:
         self._where[slot] = entry
 
     def discard(self, slot: int) -> None:
+        if self._whole is not None:
+            self._settle()
         entry = self._where.pop(slot, None)
         if entry is not None:
             entry[3] = False
 
+    def _settle(self) -> None:
+        lag = self._lag
+        if lag:
+            for entry in self._q:
+                entry[2] += lag
+            self._lag = 0
+        self._whole = None
+
     def take(self, limit: int, cap: int) -> tuple[Update, ...]:
         q = self._q
+        whole = self._whole
+        if whole is not None:
+            if len(whole) <= limit and self._most + self._lag + 1 < cap:
+                self._lag += 1
+                return whole
+            self._settle()
         where = self._where
         out: list[Update] = []
         sent: list[list[Any]] = []
@@ -318,6 +343,9 @@ class _RumorQueue:
             else:
                 sent.append(entry)
         q.extend(sent)  # after the scan: a rumor goes out at most once per message
+        if q and len(q) == len(where) and len(q) <= limit:
+            self._whole = tuple([entry[1] for entry in q])
+            self._most = max([entry[2] for entry in q])
         return tuple(out)
 
 
