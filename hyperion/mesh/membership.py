@@ -406,6 +406,7 @@ class Membership:
         self._rr_i = 0
         self._rr_a = 1
         self._rr_b = 0
+        self._periodic_changed()
 
     # ------------------------------------------------------------------ public API
 
@@ -417,6 +418,7 @@ class Membership:
         """
         self._join_seeds = [a for a in addrs if a]
         self._next_join = now + self.config.join_retry_s if self._join_seeds else None
+        self._periodic_changed()
         return [Send("", a, self._push_pull(reply=False, join=True)) for a in self._join_seeds]
 
     def leave(self, now: float) -> list[Effect]:
@@ -440,6 +442,7 @@ class Membership:
         pp = self.config.push_pull_interval_s
         if pp is not None:
             self._next_push_pull = now + self.rng.random() * push_pull_scale(pp, n)
+            self._periodic_changed()
 
     def members(self) -> list[dict[str, object]]:
         """This node's view, for the CLI and tests."""
@@ -492,30 +495,31 @@ class Membership:
     # ------------------------------------------------------------- core interface
 
     def next_deadline(self) -> float | None:
+        # The driver asks after every message, so this is on the hot path.
+        d = self._next_periodic
         timers = self._timers
         while timers:  # drop timers whose work is already done (acked, refuted)
             when, _, kind, arg = timers[0]
             if kind == _PROBE:
-                stale = arg not in self._probes
+                live = arg in self._probes
             elif kind == _RELAY:
-                stale = arg not in self._relays
+                live = arg in self._relays
             elif kind == _RENOTIFY:
-                stale = arg not in self._suspect_deadline
+                live = arg in self._suspect_deadline
             else:
-                stale = self._suspect_deadline.get(arg) != when
-            if not stale:
-                break
+                live = self._suspect_deadline.get(arg) == when
+            if live:
+                return when if when < d else d
             heapq.heappop(timers)
-        d = self._next_probe
-        if self._next_push_pull is not None and self._next_push_pull < d:
-            d = self._next_push_pull
-        if self._next_reconnect is not None and self._next_reconnect < d:
-            d = self._next_reconnect
-        if self._next_join is not None and self._next_join < d:
-            d = self._next_join
-        if self._timers and self._timers[0][0] < d:
-            d = self._timers[0][0]
         return d
+
+    def _periodic_changed(self) -> None:
+        """Recompute the earliest periodic deadline; call after changing any of them."""
+        d = self._next_probe
+        for t in (self._next_push_pull, self._next_reconnect, self._next_join):
+            if t is not None and t < d:
+                d = t
+        self._next_periodic = d
 
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []
@@ -560,6 +564,7 @@ class Membership:
                 key = self.table.get(dead)
                 theirs = Update(d.ids[dead], d.addrs[dead], key >> 2, DEAD, d.names[dead])
                 out.append(Send(d.ids[dead], d.addrs[dead], Gossip(self.node_id, (mine, theirs))))
+        self._periodic_changed()
         return out
 
     def handle(self, msg: object, now: float) -> list[Effect]:
@@ -710,16 +715,19 @@ class Membership:
         self, updates: tuple[Update, ...], src: str, now: float, out: list[Effect]
     ) -> list[Update]:
         """Apply rumors; returns the ones that were news to this node."""
+        # Most rumors are old news by the time they arrive: for those the loop costs one
+        # dict lookup and one key comparison.
         d = self.directory
         table = self.table
         keys = table.keys
         find = d._slots.get
-        me = self.node_id
+        me = self.self_slot
         max_inc = table.dtype_max_incarnation
         fresh: list[Update] = []
         for u in updates:
             node_id, state, inc = u.node_id, u.state, u.incarnation
-            if node_id == me:
+            slot = find(node_id)
+            if slot == me:
                 self._about_self(u, src, now, out)
                 continue
             if state not in STATE_NAMES or inc < 0:
@@ -728,7 +736,6 @@ class Membership:
             if inc > max_inc:
                 self.stats.inc("drop_incarnation_overflow")
                 continue
-            slot = find(node_id)
             if slot is None:
                 if state != ALIVE:
                     continue  # memberlist ignores suspect/dead about unknown members
@@ -737,8 +744,8 @@ class Membership:
             key = (inc << 2) | state
             if slot < len(keys) and key <= keys[slot]:
                 continue
-            if u.state == ALIVE and u.addr:
-                d.slot(u.node_id, u.addr, u.name)
+            if state == ALIVE and u.addr:
+                d.slot(node_id, u.addr, u.name)
             self._apply(slot, key, now, out, rumor=u)
             fresh.append(u)
         return fresh
@@ -917,6 +924,17 @@ class Membership:
         n = len(d)
         keys = self.table.view()[:n]
         slots = np.flatnonzero(keys)
+        if len(slots) == n:  # we know every member the directory does: no gaps to skip
+            return PushPull(
+                self.node_id,
+                self.addr,
+                reply,
+                join,
+                d.id_tuple(),
+                tuple(d.addrs),
+                tuple(d.names),
+                tuple(keys.tolist()),
+            )
         sl = slots.tolist()
         pick = operator.itemgetter(*sl) if len(sl) > 1 else (lambda seq: (seq[sl[0]],))
         return PushPull(
@@ -941,10 +959,15 @@ class Membership:
         if n and (int(incoming.max()) > max_key or bool(np.any((incoming & 3) == 0))):
             self.stats.inc("drop_bad_push_pull")
             return
-        found = d.find_many(msg.ids)
-        if None in found:
-            found = [d.slot(i) if s is None else s for i, s in zip(msg.ids, found, strict=True)]
-        slots = np.array(found, dtype=np.int64)
+        if msg.ids == d.id_tuple():  # the sender lists our whole directory in slot order
+            slots = np.arange(n, dtype=np.int64)
+        else:
+            found = d.find_many(msg.ids)
+            if None in found:
+                found = [
+                    d.slot(i) if s is None else s for i, s in zip(msg.ids, found, strict=True)
+                ]
+            slots = np.array(found, dtype=np.int64)
         self.table.ensure(len(d))
         local = self.table.view()[slots].astype(np.uint64)
         newer = incoming > local
@@ -975,6 +998,7 @@ class Membership:
         if msg.reply and msg.join and self._join_seeds:
             self._next_join = None  # a seed answered: we are in
             self._join_seeds = []
+            self._periodic_changed()
             mine = Update(self.node_id, self.addr, self.incarnation, ALIVE, self.name)
             self._broadcast(0, ID_SPACE_MAX, (mine,), out, skip=msg.src)
         if not msg.reply:
@@ -1019,11 +1043,7 @@ class Membership:
             s = self.rng.randrange(n)
             if s != self.self_slot and keys[s] & 3 == DEAD:
                 return s
-        cand = [
-            s
-            for s in np.flatnonzero((self.table.view()[:n] & 3) == DEAD).tolist()
-            if s != self.self_slot
-        ]
+        cand = [s for s in self.table.dead_slots if s != self.self_slot]
         return self.rng.choice(cand) if cand else None
 
     def _next_seq(self) -> int:

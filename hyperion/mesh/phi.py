@@ -15,6 +15,7 @@ Pure arithmetic: no clock, no I/O.
 
 from __future__ import annotations
 
+import functools
 import math
 from array import array
 
@@ -25,6 +26,7 @@ def _phi_of_z(z: float) -> float:
     return -math.log10(max(tail, 1e-300))
 
 
+@functools.lru_cache(maxsize=64)  # pure; a simulated mesh asks once per node
 def z_for_phi(threshold: float) -> float:
     """The z-score at which phi equals ``threshold`` (bisection; phi is monotone in z)."""
     lo, hi = -10.0, 40.0

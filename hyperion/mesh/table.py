@@ -16,6 +16,7 @@ share one directory to save memory while real nodes each own theirs.
 
 from __future__ import annotations
 
+import bisect
 from array import array
 from collections.abc import Sequence
 
@@ -39,7 +40,7 @@ class Directory:
     rebuilt lazily after new ids arrive.
     """
 
-    __slots__ = ("_slots", "ids", "addrs", "names", "_sorted")
+    __slots__ = ("_slots", "ids", "addrs", "names", "_sorted", "_id_tuple")
 
     def __init__(self) -> None:
         self._slots: dict[str, int] = {}
@@ -47,6 +48,13 @@ class Directory:
         self.addrs: list[str] = []
         self.names: list[str] = []
         self._sorted: tuple[list[int], list[int]] | None = None
+        self._id_tuple: tuple[str, ...] = ()
+
+    def id_tuple(self) -> tuple[str, ...]:
+        """Every id in slot order, as one shared tuple (ids only ever get appended)."""
+        if len(self._id_tuple) != len(self.ids):
+            self._id_tuple = tuple(self.ids)
+        return self._id_tuple
 
     def sorted_index(self) -> tuple[list[int], list[int]]:
         """(id values ascending, their slots) over every id ever seen."""
@@ -89,7 +97,15 @@ class MemberTable:
     whole-table operations (push-pull merges, snapshots).
     """
 
-    __slots__ = ("keys", "typecode", "dtype_max_incarnation", "alive", "suspect", "dead")
+    __slots__ = (
+        "keys",
+        "typecode",
+        "dtype_max_incarnation",
+        "alive",
+        "suspect",
+        "dead",
+        "dead_slots",
+    )
 
     def __init__(self, dtype: npt.DTypeLike = np.uint32, capacity: int = 64) -> None:
         dt = np.dtype(dtype)
@@ -102,6 +118,7 @@ class MemberTable:
         self.alive = 0
         self.suspect = 0
         self.dead = 0
+        self.dead_slots: list[int] = []  # ascending; kept by set() and recount()
 
     def view(self) -> npt.NDArray[np.unsignedinteger]:
         """A numpy view of the keys; invalid after the table grows."""
@@ -118,11 +135,20 @@ class MemberTable:
 
     def set(self, slot: int, key: int) -> None:
         """Store ``key`` for ``slot`` and keep the per-state counters right."""
-        self.ensure(slot + 1)
-        old = self.keys[slot]
-        self._count(old & 3, -1)
-        self._count(key & 3, +1)
-        self.keys[slot] = key
+        keys = self.keys
+        if slot >= len(keys):
+            self.ensure(slot + 1)
+            keys = self.keys
+        old = keys[slot] & 3
+        new = key & 3
+        keys[slot] = key
+        if old != new:
+            self._count(old, -1)
+            self._count(new, +1)
+            if old == DEAD:
+                self.dead_slots.remove(slot)
+            elif new == DEAD:
+                bisect.insort(self.dead_slots, slot)
 
     def _count(self, rank: int, delta: int) -> None:
         if rank == ALIVE:
@@ -137,3 +163,4 @@ class MemberTable:
         self.alive = int(np.count_nonzero(ranks == ALIVE))
         self.suspect = int(np.count_nonzero(ranks == SUSPECT))
         self.dead = int(np.count_nonzero(ranks == DEAD))
+        self.dead_slots = np.flatnonzero(ranks == DEAD).tolist()
