@@ -15,6 +15,11 @@ CORES = [
     "mesh/table.py",
     "mesh/dht.py",
     "mesh/pubsub.py",
+    "policy/model.py",
+    "policy/plugins.py",
+    "policy/reward.py",
+    "policy/rules.py",
+    "policy/rl.py",
 ]
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "threading", "selectors", "grpc"}
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hyperion import PROTOCOL_VERSION
+from hyperion.cli.fleet import bench_app, policy_app
 from hyperion.datafiles import DataError
 from hyperion.identity.ca import Svid
 from hyperion.identity.errors import IdentityError
@@ -35,6 +36,8 @@ app.add_typer(ca_app, name="ca")
 app.add_typer(token_app, name="token")
 app.add_typer(node_app, name="node")
 app.add_typer(sim_app, name="sim")
+app.add_typer(bench_app, name="bench")
+app.add_typer(policy_app, name="policy")
 
 console = Console()
 USAGE_EXIT = 2

@@ -1,0 +1,121 @@
+"""``hyperion bench fleet`` and ``hyperion policy train``: the fleet benchmark and the
+training of the ``rl`` placement policy (the latter needs the ``rl`` extra)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
+policy_app = typer.Typer(help="Placement policies (rules, rl).", no_args_is_help=True)
+console = Console()
+
+
+@bench_app.callback()
+def _bench() -> None:
+    """Benchmarks that print JSON (a group even with one command)."""
+
+
+@policy_app.callback()
+def _policy() -> None:
+    """Placement policies (a group even with one command)."""
+
+
+def _error(msg: str) -> typer.Exit:
+    print(f"error: {msg}", file=sys.stderr)
+    return typer.Exit(2)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+@bench_app.command("fleet")
+def bench_fleet(
+    quick: Annotated[bool, typer.Option("--quick", help="Fewer scenarios (<= 60 s).")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Held-out scenario block, 0-99.")] = 0,
+    scenarios: Annotated[
+        int | None, typer.Option("--scenarios", help="Scenarios (default 120, quick 24).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the chart (needs matplotlib).")
+    ] = None,
+) -> None:
+    """Every placement policy on the same seeded fleet scenarios (held-out seeds)."""
+    from hyperion.sim.fleet.bench import FULL_SCENARIOS, QUICK_SCENARIOS, run_bench
+
+    n = scenarios if scenarios is not None else (QUICK_SCENARIOS if quick else FULL_SCENARIOS)
+    try:
+        result = run_bench(seed, n)
+    except ValueError as e:
+        raise _error(str(e)) from None
+    if plot is not None:
+        try:
+            from hyperion.sim.fleet.bench import plot as draw
+
+            draw(result, plot)
+        except ImportError:
+            raise _error("--plot needs matplotlib (pip install 'hyperion[rl]')") from None
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"fleet benchmark: {n} held-out scenarios, seed {seed}")
+    cols = {
+        "reward": "reward",
+        "cost_per_hour": "USD/h",
+        "p99_latency_ms": "P99 ms",
+        "bert_completion_min": "BERT min",
+        "bert_cost_usd": "BERT USD",
+        "violations": "violations",
+        "preemptions": "preempted",
+    }
+    table.add_column("policy", no_wrap=True)
+    for title in cols.values():
+        table.add_column(title, justify="right")
+    for name, row in result["policies"].items():
+        table.add_row(name, *(_fmt(row[c]) for c in cols))
+    console.print(table)
+    gain = result.get("rl_vs_best_heuristic")
+    if gain:
+        console.print(
+            f"rl vs best heuristic ({gain['best_heuristic']}): {gain['reward_gain_pct']:+.1f}% "
+            f"mean reward; rl decision {result['rl_decision_us']} us (network), "
+            f"{result['rl_choose_us']} us (whole choose)"
+        )
+
+
+@policy_app.command("train")
+def policy_train(
+    steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 100_000,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    out: Annotated[Path, typer.Option("--out", help="Weights file (.npz).")] = Path(
+        "rl_weights.npz"
+    ),
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Steps between checks.")] = 10_000,
+) -> None:
+    """Train the rl policy with MaskablePPO on training seeds; keep the best checkpoint
+    on validation seeds; write OUT, OUT.log.jsonl and OUT.curve.png."""
+    if steps <= 0 or eval_every <= 0:
+        raise _error("--steps and --eval-every must be positive")
+    try:
+        # by name, so that type checkers without the rl extra do not follow it
+        train = importlib.import_module("hyperion.sim.fleet.train").train
+    except ImportError as e:
+        raise _error(
+            f"training needs the rl extra ({e.name} is missing): pip install torch==2.13.0 "
+            "--index-url https://download.pytorch.org/whl/cpu, then pip install 'hyperion[rl]'"
+        ) from None
+    summary = train(steps, seed, out, eval_every=eval_every)
+    print(json.dumps(summary))

@@ -1,0 +1,223 @@
+"""The ``rl`` policy: a PPO-trained candidate scorer evaluated with numpy only.
+
+Theory of operation: a decision sees the request (context features) and up to
+``MAX_CANDIDATES`` feasible bids (per-candidate features). One small MLP, shared by
+all candidates, maps ``[context, candidate]`` to a logit; the policy picks the highest
+logit among the feasible candidates (infeasible ones are masked, exactly as in
+training). Sharing the MLP makes the scorer indifferent to the order of the bids and
+lets it score any number of them. When more than ``MAX_CANDIDATES`` bids are feasible,
+the ``rules`` score picks which ones the network sees (DESIGN §6: only a bounded set of
+bids is ever scored). Equal logits break on the (tender id, node id) hash.
+
+The weights file (``rl_weights.npz``, trained by ``hyperion policy train``) holds
+``w1 b1 w2 b2 w3 b3`` and the feature layout version; nothing here imports torch.
+``features`` is the single definition of the observation, used by the training
+environment too, so what is trained is what runs. Pure apart from ``load_weights``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from hyperion.policy.model import GOALS, Candidate, Decision, NoFit, Request
+from hyperion.policy.plugins import BAND_MONTHLY_RATE, explain, feasible
+from hyperion.policy.rules import scores, tie_break
+
+FloatArray = npt.NDArray[np.float32]
+
+FEATURES_VERSION = 1
+MAX_CANDIDATES = 64  # bids one decision scores; beyond, rules pick the 64 best
+USER_GEOS = ("US", "EU", "APAC", "SA")  # the user geographies the fleet model has
+CTX_DIM = 17
+CAND_DIM = 23
+WEIGHTS_FILE = Path(__file__).with_name("rl_weights.npz")
+FEATURE_MAX = 10.0  # every feature is clipped to [-10, 10]
+_RTT_SCALE_MS = 100.0
+_NO_RTT = 3.0  # placed RTT feature when no replica serves a geography yet (300 ms)
+
+
+def context_features(req: Request, n_candidates: int) -> FloatArray:
+    """The request part of the observation (``CTX_DIM`` floats)."""
+    users = dict(req.user_weights())
+    ctx = [1.0 if req.goal == g else 0.0 for g in GOALS]
+    ctx += [
+        1.0 if req.kind == "batch" else 0.0,
+        1.0 if req.prefer_spot else 0.0,
+        req.replica / max(req.replicas, 1),
+        1.0 / max(req.replicas, 1),
+    ]
+    ctx += [users.get(g, 0.0) for g in USER_GEOS]
+    ctx += [
+        min(req.placed_rtt_ms.get(g, _NO_RTT * _RTT_SCALE_MS) / _RTT_SCALE_MS, _NO_RTT)
+        for g in USER_GEOS
+    ]
+    ctx += [1.0 if req.data_locality else 0.0, n_candidates / MAX_CANDIDATES]
+    out = np.asarray(ctx, dtype=np.float32)
+    assert out.shape == (CTX_DIM,)
+    return out
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """0 for the smallest value, 1 for the largest (ties share the lower rank)."""
+    n = len(values)
+    if n <= 1:
+        return [0.0] * n
+    order = sorted(values)
+    return [order.index(v) / (n - 1) for v in values]
+
+
+def candidate_features(req: Request, cands: Sequence[Candidate]) -> FloatArray:
+    """The per-candidate part of the observation (``len(cands) x CAND_DIM``)."""
+    users = req.user_weights() or tuple((g, 1.0 / len(USER_GEOS)) for g in USER_GEOS)
+    costs = [c.cost_per_hour(req) for c in cands]
+    eff = [c.speed / (k + 1e-3) for c, k in zip(cands, costs, strict=True)]
+    min_cost = min(costs, default=0.0)
+    max_eff = max(eff, default=1.0)
+    locality_cloud, _, locality_region = (req.data_locality or "").partition(":")
+    marginal = []
+    rows = []
+    for c, cost, e in zip(cands, costs, eff, strict=True):
+        rtts = [c.rtt_ms.get(g, 300.0) / _RTT_SCALE_MS for g in USER_GEOS]
+        weighted = sum(w * c.rtt_ms.get(g, 300.0) for g, w in users) / _RTT_SCALE_MS
+        gain = (
+            sum(w * min(c.rtt_ms.get(g, 300.0), req.placed_rtt_ms.get(g, 300.0)) for g, w in users)
+            / _RTT_SCALE_MS
+        )
+        marginal.append(gain)
+        band = c.interruption_band if c.interruption_band is not None else 0
+        if locality_cloud and c.cloud == locality_cloud:
+            locality = 1.0 if c.region == locality_region else 0.5
+        else:
+            locality = 0.0
+        rows.append(
+            [
+                math.log(cost + 0.01) / 3.0,
+                math.log((cost + 0.01) / (min_cost + 0.01)),
+                1.0 if c.spot else 0.0,
+                band / 4.0 if c.spot else 0.0,
+                BAND_MONTHLY_RATE[band] if c.spot else 0.0,
+                math.log(c.speed),
+                math.log(e / max_eff),
+                weighted,
+                gain,
+                *rtts,
+                locality,
+                min(c.replicas_on_node, 4) / 4.0,
+                min(c.replicas_in_zone, 4) / 4.0,
+                min(c.replicas_in_region, 4) / 4.0,
+                c.load,
+                c.reliability,
+                1.0 if c.edge else 0.0,
+                c.gpus_free / c.gpus if c.gpus else 0.0,
+                0.0,
+                0.0,
+            ]
+        )
+    for row, rc, rm in zip(rows, _ranks(costs), _ranks(marginal), strict=True):
+        row[-2], row[-1] = rc, rm
+    out = np.asarray(rows, dtype=np.float32).reshape(len(cands), CAND_DIM)
+    return np.clip(out, -FEATURE_MAX, FEATURE_MAX)
+
+
+def shortlist(req: Request, candidates: Sequence[Candidate], tender_id: str) -> list[int]:
+    """Indices of the feasible candidates the network scores, at most MAX_CANDIDATES,
+    in the order given."""
+    ok = feasible(req, candidates)
+    if len(ok) <= MAX_CANDIDATES:
+        return ok
+    values = scores(req, [candidates[i] for i in ok])
+    order = sorted(
+        range(len(ok)), key=lambda k: (-values[k], tie_break(tender_id, candidates[ok[k]].node_id))
+    )
+    return sorted(ok[k] for k in order[:MAX_CANDIDATES])
+
+
+def observation(
+    req: Request, candidates: Sequence[Candidate], slots: Sequence[int]
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """The flat observation ``[context, K x candidate]`` (zero-padded) and the action
+    mask for the candidates at ``slots`` (indices into ``candidates``)."""
+    obs = np.zeros(CTX_DIM + MAX_CANDIDATES * CAND_DIM, dtype=np.float32)
+    mask = np.zeros(MAX_CANDIDATES, dtype=np.bool_)
+    obs[:CTX_DIM] = context_features(req, len(slots))
+    if slots:
+        feats = candidate_features(req, [candidates[i] for i in slots])
+        obs[CTX_DIM : CTX_DIM + len(slots) * CAND_DIM] = feats.ravel()
+        mask[: len(slots)] = True
+    return obs, mask
+
+
+@dataclass(frozen=True, slots=True)
+class MlpWeights:
+    """The actor of the trained policy: ``[ctx, cand] -> tanh -> tanh -> logit``."""
+
+    w1: FloatArray
+    b1: FloatArray
+    w2: FloatArray
+    b2: FloatArray
+    w3: FloatArray
+    b3: FloatArray
+
+    def __post_init__(self) -> None:
+        hidden = self.w1.shape[1]
+        if self.w1.shape != (CTX_DIM + CAND_DIM, hidden):
+            raise ValueError(f"w1 has shape {self.w1.shape}, expected ({CTX_DIM + CAND_DIM}, H)")
+        if self.w2.shape[0] != hidden or self.w3.shape != (self.w2.shape[1],):
+            raise ValueError("layer shapes do not chain")
+
+    def logits(self, ctx: FloatArray, feats: FloatArray) -> FloatArray:
+        """One logit per candidate row of ``feats``; the context part of layer 1 is
+        computed once for all of them."""
+        h = np.tanh(feats @ self.w1[CTX_DIM:] + (ctx @ self.w1[:CTX_DIM] + self.b1))
+        h = np.tanh(h @ self.w2 + self.b2)
+        out: FloatArray = h @ self.w3 + self.b3
+        return out
+
+
+def load_weights(path: Path = WEIGHTS_FILE) -> MlpWeights:
+    """Read a weights file written by ``hyperion policy train``; raise ValueError."""
+    try:
+        with np.load(path) as z:
+            version = int(z["features_version"])
+            arrays = {k: z[k].astype(np.float32) for k in ("w1", "b1", "w2", "b2", "w3", "b3")}
+    except (OSError, KeyError) as e:
+        raise ValueError(f"cannot read policy weights {path}: {e}") from e
+    if version != FEATURES_VERSION:
+        raise ValueError(f"{path}: feature layout {version}, this code uses {FEATURES_VERSION}")
+    arrays["b3"] = arrays["b3"].reshape(())
+    return MlpWeights(**arrays)
+
+
+class RlPolicy:
+    """The learned scorer: masked argmax of the MLP's logits over the shortlist."""
+
+    name = "rl"
+
+    def __init__(self, weights: MlpWeights) -> None:
+        self.weights = weights
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS_FILE) -> RlPolicy:
+        return cls(load_weights(path))
+
+    def choose(
+        self, request: Request, candidates: Sequence[Candidate], tender_id: str
+    ) -> Decision | NoFit:
+        slots = shortlist(request, candidates, tender_id)
+        if not slots:
+            return explain(request, candidates)
+        ctx = context_features(request, len(slots))
+        feats = candidate_features(request, [candidates[i] for i in slots])
+        logits = self.weights.logits(ctx, feats)
+        k = min(
+            range(len(slots)),
+            key=lambda j: (-float(logits[j]), tie_break(tender_id, candidates[slots[j]].node_id)),
+        )
+        i = slots[k]
+        return Decision(candidates[i].node_id, i, float(logits[k]), self.name)

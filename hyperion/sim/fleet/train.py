@@ -1,0 +1,238 @@
+"""Train the ``rl`` placement policy with MaskablePPO and export it for numpy.
+
+The network (``CandidateNet``) is the one ``hyperion.policy.rl.MlpWeights`` evaluates:
+a shared per-candidate MLP ``[ctx, cand] -> tanh(H) -> tanh(H) -> logit`` whose logits
+are the action distribution directly (sb3's final linear layer is replaced by the
+identity), plus a critic on the context and the mean of the candidates' hidden vectors
+(used in training only). Seeded: torch, numpy and the environments take ``seed``.
+Every ``eval_every`` steps the numpy export is scored on validation seeds; the best
+checkpoint is written to ``out`` with the training log (JSON lines) and a learning
+curve (PNG) beside it. Needs the ``rl`` extra; this module is imported lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sb3_contrib import MaskablePPO
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
+from torch import nn
+
+from hyperion.policy.rl import CAND_DIM, CTX_DIM, FEATURES_VERSION, MAX_CANDIDATES, MlpWeights
+from hyperion.sim.fleet import seeds
+from hyperion.sim.fleet.env import FleetEnv
+
+HIDDEN = 64
+
+
+class CandidateNet(nn.Module):
+    """sb3 ``mlp_extractor``: latent_pi = one logit per candidate slot."""
+
+    def __init__(self, hidden: int = HIDDEN) -> None:
+        super().__init__()
+        self.l1 = nn.Linear(CTX_DIM + CAND_DIM, hidden)
+        self.l2 = nn.Linear(hidden, hidden)
+        self.l3 = nn.Linear(hidden, 1)
+        self.v1 = nn.Linear(CTX_DIM + hidden, hidden)
+        self.latent_dim_pi = MAX_CANDIDATES
+        self.latent_dim_vf = hidden
+
+    def _hidden(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b = obs.shape[0]
+        ctx = obs[:, :CTX_DIM]
+        cand = obs[:, CTX_DIM:].reshape(b, MAX_CANDIDATES, CAND_DIM)
+        x = torch.cat([ctx.unsqueeze(1).expand(b, MAX_CANDIDATES, CTX_DIM), cand], dim=-1)
+        h = torch.tanh(self.l2(torch.tanh(self.l1(x))))
+        valid = (cand.abs().sum(dim=-1, keepdim=True) > 0).float()
+        return ctx, h, valid
+
+    def forward_actor(self, obs: torch.Tensor) -> torch.Tensor:
+        _, h, _ = self._hidden(obs)
+        return self.l3(h).squeeze(-1)
+
+    def forward_critic(self, obs: torch.Tensor) -> torch.Tensor:
+        ctx, h, valid = self._hidden(obs)
+        pooled = (h * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1.0)
+        return torch.tanh(self.v1(torch.cat([ctx, pooled], dim=-1)))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_actor(obs), self.forward_critic(obs)
+
+
+class CandidatePolicy(MaskableActorCriticPolicy):
+    def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = CandidateNet()
+
+    def _build(self, lr_schedule: Callable[[float], float]) -> None:
+        super()._build(lr_schedule)
+        self.action_net = nn.Identity()  # the per-candidate logits are the distribution
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+
+def export(model: MaskablePPO) -> MlpWeights:
+    net = model.policy.mlp_extractor
+    assert isinstance(net, CandidateNet)
+
+    def arr(t: torch.Tensor) -> np.ndarray:
+        return t.detach().cpu().numpy().astype(np.float32)
+
+    return MlpWeights(
+        w1=arr(net.l1.weight.T),
+        b1=arr(net.l1.bias),
+        w2=arr(net.l2.weight.T),
+        b2=arr(net.l2.bias),
+        w3=arr(net.l3.weight[0]),
+        b3=arr(net.l3.bias[0]),
+    )
+
+
+def save_weights(w: MlpWeights, path: Path, meta: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path,
+        w1=w.w1,
+        b1=w.b1,
+        w2=w.w2,
+        b2=w.b2,
+        w3=w.w3,
+        b3=w.b3,
+        features_version=np.int64(FEATURES_VERSION),
+        meta=np.array(json.dumps(meta, sort_keys=True)),
+    )
+
+
+def validate(w: MlpWeights, n: int) -> float:
+    """Mean reward of the exported policy on the first ``n`` validation seeds."""
+    from hyperion.policy.rl import RlPolicy
+    from hyperion.sim.fleet import scenario
+    from hyperion.sim.fleet.run import run
+
+    pol = RlPolicy(w)
+    return float(np.mean([run(scenario.make(s), pol).reward for s in seeds.validation_seeds(n)]))
+
+
+class _Checkpoints(BaseCallback):
+    def __init__(self, every: int, n_val: int, out: Path, log: Any, meta: dict[str, Any]):
+        super().__init__()
+        self.every, self.n_val, self.out, self.log, self.meta = every, n_val, out, log, meta
+        self.best = -np.inf
+        self.episodes: list[float] = []
+        self.t0 = time.monotonic()
+        self.next_eval = every
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", []):
+            if "metrics" in info:
+                self.episodes.append(float(info["metrics"].reward))
+        if self.num_timesteps >= self.next_eval:
+            self.next_eval += self.every
+            self.evaluate()
+        return True
+
+    def evaluate(self) -> None:
+        w = export(self.model)
+        val = validate(w, self.n_val)
+        recent = float(np.mean(self.episodes[-200:])) if self.episodes else float("nan")
+        row = {
+            "steps": self.num_timesteps,
+            "episodes": len(self.episodes),
+            "train_reward_recent": round(recent, 4),
+            "validation_reward": round(val, 4),
+            "wall_s": round(time.monotonic() - self.t0, 1),
+        }
+        if val > self.best:
+            self.best = val
+            save_weights(w, self.out, {**self.meta, **row})
+            row["saved"] = True
+        self.log.write(json.dumps(row) + "\n")
+        self.log.flush()
+
+
+def train(
+    steps: int, seed: int, out: Path, *, n_envs: int = 2, eval_every: int = 10_000, n_val: int = 48
+) -> dict[str, Any]:
+    """Train, keep the best validation checkpoint at ``out``; return a summary."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.set_num_threads(1)
+    env = DummyVecEnv([lambda: FleetEnv(seeds.TRAIN) for _ in range(n_envs)])
+    env.seed(seed)
+    model = MaskablePPO(
+        CandidatePolicy,
+        env,
+        n_steps=512,
+        batch_size=256,
+        n_epochs=6,
+        gamma=1.0,
+        gae_lambda=0.95,
+        learning_rate=3e-4,
+        ent_coef=0.01,
+        clip_range=0.2,
+        seed=seed,
+        verbose=0,
+        device="cpu",
+    )
+    log_path = out.with_suffix(".log.jsonl")
+    meta = {"seed": seed, "steps_requested": steps, "hidden": HIDDEN}
+    rules_val = _rules_validation(n_val)
+    with log_path.open("w") as log:
+        log.write(json.dumps({"rules_validation_reward": round(rules_val, 4), **meta}) + "\n")
+        cb = _Checkpoints(eval_every, n_val, out, log, meta)
+        model.learn(total_timesteps=steps, callback=cb)
+        cb.evaluate()
+    _plot(log_path, out.with_suffix(".curve.png"), rules_val)
+    return {
+        "best_validation_reward": cb.best,
+        "rules_validation_reward": rules_val,
+        "log": str(log_path),
+        "weights": str(out),
+    }
+
+
+def _rules_validation(n: int) -> float:
+    from hyperion.policy.rules import RulesPolicy
+    from hyperion.sim.fleet import scenario
+    from hyperion.sim.fleet.run import run
+
+    pol = RulesPolicy()
+    return float(np.mean([run(scenario.make(s), pol).reward for s in seeds.validation_seeds(n)]))
+
+
+def _plot(log_path: Path, png: Path, rules_val: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(x) for x in log_path.read_text().splitlines()]
+    rows = [r for r in rows if "steps" in r]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(
+        [r["steps"] for r in rows],
+        [r["validation_reward"] for r in rows],
+        "o-",
+        label="rl (validation seeds)",
+    )
+    ax.plot(
+        [r["steps"] for r in rows],
+        [r["train_reward_recent"] for r in rows],
+        ".--",
+        label="rl (training episodes, last 200)",
+    )
+    ax.axhline(rules_val, color="gray", ls=":", label="rules (validation seeds)")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean reward")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)

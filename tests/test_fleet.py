@@ -1,0 +1,138 @@
+"""Fleet model and benchmark: seeded determinism, metrics, the torch/numpy parity."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hyperion.policy import RulesPolicy
+from hyperion.policy.plugins import violates_hard_constraints
+from hyperion.sim.fleet import data, scenario, seeds
+from hyperion.sim.fleet.bench import POLICY_NAMES, run_bench, run_one
+from hyperion.sim.fleet.run import FleetSim
+
+try:
+    data.prices()
+    data.arrival_shapes()
+except data.DataError:  # pragma: no cover - CI has ../shared/data beside the project
+    pytest.skip("shared data not found", allow_module_level=True)
+
+
+def test_seed_ranges_are_disjoint() -> None:
+    test = seeds.test_seeds(0, 100)
+    for a, b in ((seeds.TRAIN, seeds.VALIDATION), (seeds.TRAIN, test), (seeds.VALIDATION, test)):
+        assert a.stop <= b.start or b.stop <= a.start
+    with pytest.raises(ValueError):
+        seeds.test_seeds(100, 1)
+
+
+def test_scenario_is_a_function_of_its_seed() -> None:
+    a, b, c = scenario.make(11), scenario.make(11), scenario.make(12)
+    assert a.nodes == b.nodes and a.service == b.service and a.batch == b.batch
+    assert np.array_equal(a.arrivals_s, b.arrivals_s)
+    assert np.array_equal(a.request_jitter, b.request_jitter)
+    assert a.nodes != c.nodes
+    assert abs(a.metro_weights.sum() - 1) < 1e-9
+    assert any(n.edge for n in a.nodes) or any(n.spot for n in a.nodes)
+
+
+def test_service_figures_follow_the_data() -> None:
+    f = data.service_figures()
+    assert f.inference_ms["T4"] == pytest.approx(12.96)
+    assert f.inference_ms["A100"] < f.inference_ms["T4"] < f.inference_ms["Jetson-AGX-Xavier"]
+    assert f.bert_samples_per_s["H100"] == 812 and f.bert_samples_per_s["T4"] == 67.5
+    gcp = [r for r in data.prices() if r.cloud == "gcp" and r.gpus]
+    assert gcp and all(r.vcpus == 8 * r.gpus for r in gcp)  # host VM added
+
+
+def test_run_metrics_are_sane_and_placements_are_checked() -> None:
+    sc = scenario.make(5)
+    sim = FleetSim(sc)
+    while (p := sim.next_decision()) is not None:
+        out = RulesPolicy().choose(p.request, p.candidates, p.tender_id)
+        if hasattr(out, "index"):
+            assert not violates_hard_constraints(p.request, p.candidates[out.index])  # type: ignore[union-attr]
+        sim.apply(out)
+    m = sim.finish()
+    assert m.violations == 0 and m.unplaced == 0
+    assert m.decisions >= sc.service.replicas + 1
+    assert 0 < m.cost_per_hour < 100 and 1 < m.p99_latency_ms < 10_000
+    assert m.p50_latency_ms <= m.p99_latency_ms
+    assert math.isfinite(m.bert_completion_min) and m.bert_cost_usd > 0
+
+
+def test_static_runs_only_in_its_home_region_on_demand() -> None:
+    sc = scenario.make(3)
+    pool = scenario.static_pool(sc)
+    assert len({n.cloud_region for n in pool}) == 1 and not any(n.spot for n in pool)
+    m = run_one(sc, "static")
+    assert m.violations == 0 and m.preemptions == 0
+
+
+def test_benchmark_is_deterministic_for_a_seed() -> None:
+    a = run_bench(3, 3, timing=False)
+    b = run_bench(3, 3, timing=False)
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert set(a["policies"]) == set(POLICY_NAMES)
+    for row in a["policies"].values():
+        assert row["violations"] == 0
+        assert set(row) >= {
+            "reward",
+            "cost_per_hour",
+            "p99_latency_ms",
+            "bert_completion_min",
+            "bert_cost_usd",
+            "violations",
+            "preemptions",
+        }
+    assert a["scenario_seeds"][0] >= seeds.TEST_BASE
+
+
+def test_bench_cli_prints_json() -> None:
+    from hyperion.cli.fleet import bench_app
+
+    res = CliRunner().invoke(bench_app, ["fleet", "--scenarios", "2", "--seed", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["seed"] == 4 and out["scenarios"] == 2
+    assert out["rl_decision_us"] > 0
+    res = CliRunner().invoke(bench_app, ["fleet", "--scenarios", "1", "--seed", "400"])
+    assert res.exit_code == 2
+
+
+def test_numpy_evaluator_matches_torch_policy() -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sb3_contrib")
+    pytest.importorskip("gymnasium")
+    import torch
+    from sb3_contrib import MaskablePPO
+
+    from hyperion.policy.rl import RlPolicy
+    from hyperion.sim.fleet.env import FleetEnv
+    from hyperion.sim.fleet.train import CandidatePolicy, export
+
+    env = FleetEnv(range(0, 50))
+    model = MaskablePPO(CandidatePolicy, env, n_steps=64, batch_size=32, seed=3, device="cpu")
+    with torch.no_grad():  # make the untrained logits far from uniform
+        for p in model.policy.mlp_extractor.parameters():
+            p.mul_(3.0)
+    w = export(model)
+    pol = RlPolicy(w)
+    obs, _ = env.reset(seed=0)
+    checked = 0
+    for _ in range(40):
+        mask = env.action_masks()
+        a_torch, _ = model.predict(obs, action_masks=mask, deterministic=True)
+        p = env._pending
+        assert p is not None
+        out = pol.choose(p.request, p.candidates, p.tender_id)
+        assert out.index == env._slots[int(a_torch)]  # type: ignore[union-attr]
+        checked += 1
+        obs, _, done, _, _ = env.step(a_torch)
+        if done:
+            obs, _ = env.reset()
+    assert checked == 40

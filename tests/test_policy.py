@@ -1,0 +1,370 @@
+"""Placement policy: filters, scores, explain, reward, rules, the numpy rl evaluator."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hyperion.policy import (
+    GPU_PRODUCT_LABEL,
+    VIOLATION_REWARD,
+    Candidate,
+    Code,
+    Decision,
+    MatchExpression,
+    NoFit,
+    Request,
+    RulesPolicy,
+    VersionRange,
+    check,
+    explain,
+    feasible,
+    get_policy,
+    reward,
+    tie_break,
+)
+from hyperion.policy.reward import REWARD_WEIGHTS
+from hyperion.policy.rl import MAX_CANDIDATES, RlPolicy, observation, shortlist
+from hyperion.sim.fleet.baselines import (
+    GreedyCostPolicy,
+    K8sDefaultPolicy,
+    SkyPilotLikePolicy,
+    StaticPolicy,
+)
+
+GIB = 1 << 30
+
+
+def cand(node_id: str, **kw: object) -> Candidate:
+    base: dict[str, object] = dict(
+        cloud="aws",
+        region="us-east-1",
+        zone="us-east-1a",
+        geography="US",
+        price_per_hour=1.0,
+        rtt_ms={"US": 20.0, "EU": 90.0, "APAC": 160.0, "SA": 130.0},
+        cpu_millis=8000,
+        cpu_millis_free=8000,
+        memory_bytes=32 * GIB,
+        memory_bytes_free=32 * GIB,
+        gpus=1,
+        gpus_free=1,
+        gpu_model="T4",
+        software_version="0.2.0",
+        labels={GPU_PRODUCT_LABEL: "T4", "hyperion.io/tier": "prod"},
+    )
+    base.update(kw)
+    return Candidate(node_id=node_id, **base)  # type: ignore[arg-type]
+
+
+def req(**kw: object) -> Request:
+    base: dict[str, object] = dict(workload_id="w", cpu_millis=1000, memory_bytes=GIB, gpus=1)
+    base.update(kw)
+    return Request(**base)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- reward
+
+
+def test_reward_at_reference_point_is_one_for_every_goal() -> None:
+    for goal, (w1, w2) in REWARD_WEIGHTS.items():
+        assert reward(1.0, 150.0, goal) == pytest.approx(w1 / 1.0 + w2 / 150.0)
+        assert reward(1.0, 150.0, goal) == pytest.approx(1.0)
+
+
+def test_reward_prefers_cheaper_and_faster_and_weights_follow_goal() -> None:
+    assert reward(0.5, 150.0) > reward(1.0, 150.0)
+    assert reward(1.0, 75.0) > reward(1.0, 150.0)
+    # halving cost helps a cost goal more than halving latency does; latency goal: reverse
+    assert reward(0.5, 150, "cost") > reward(1.0, 75, "cost")
+    assert reward(1.0, 75, "latency") > reward(0.5, 150, "latency")
+
+
+def test_reward_violation_is_large_negative_and_floors_keep_it_finite() -> None:
+    assert reward(0.1, 10.0, violations=1) == VIOLATION_REWARD
+    assert reward(0.1, 10.0, violations=3) == 3 * VIOLATION_REWARD
+    best = max(reward(0.0, 0.0, g) for g in REWARD_WEIGHTS)  # at the floors
+    assert -best > VIOLATION_REWARD  # below anything feasible
+    assert math.isfinite(reward(0.0, 0.0))
+    assert reward(1.0, math.inf) == pytest.approx(REWARD_WEIGHTS["default"][0])
+    with pytest.raises(ValueError):
+        reward(1.0, 1.0, goal="fast")
+    with pytest.raises(ValueError):
+        reward(1.0, 1.0, violations=-1)
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@pytest.mark.parametrize(
+    ("request_kw", "cand_kw", "code", "reason"),
+    [
+        ({"geographies": ("EU",)}, {}, Code.UNRESOLVABLE, "not in geographies [EU]"),
+        ({"clouds": ("gcp",)}, {}, Code.UNRESOLVABLE, "not in clouds [gcp]"),
+        (
+            {"node_selector": {"hyperion.io/tier": "dev"}},
+            {},
+            Code.UNRESOLVABLE,
+            "didn't match the node selector",
+        ),
+        (
+            {"affinity": ((MatchExpression(GPU_PRODUCT_LABEL, "In", ("A100",)),),)},
+            {},
+            Code.UNRESOLVABLE,
+            "didn't match the required node affinity",
+        ),
+        (
+            {"version_range": VersionRange(">=0.3")},
+            {},
+            Code.UNRESOLVABLE,
+            "software version not in >=0.3",
+        ),
+        ({"gpu_model": "A100"}, {}, Code.UNRESOLVABLE, "no gpu model A100"),
+        ({"gpus": 2}, {}, Code.UNRESOLVABLE, "insufficient nvidia.com/gpu"),
+        ({}, {"gpus_free": 0}, Code.UNSCHEDULABLE, "insufficient nvidia.com/gpu"),
+        ({}, {"cpu_millis_free": 500}, Code.UNSCHEDULABLE, "insufficient cpu"),
+        ({"memory_bytes": 64 * GIB}, {}, Code.UNRESOLVABLE, "insufficient memory"),
+    ],
+)
+def test_filters_name_the_constraint(
+    request_kw: dict[str, object], cand_kw: dict[str, object], code: Code, reason: str
+) -> None:
+    st_ = check(req(**request_kw), cand("n", **cand_kw))
+    assert (st_.code, st_.reason) == (code, reason)
+    assert check(req(), cand("n")).ok
+
+
+def test_affinity_terms_are_or_of_and() -> None:
+    a100 = MatchExpression(GPU_PRODUCT_LABEL, "In", ("A100",))
+    prod = MatchExpression("hyperion.io/tier", "In", ("prod",))
+    edge = MatchExpression("hyperion.io/edge", "Exists")
+    assert check(req(affinity=((a100,), (prod,))), cand("n")).ok
+    assert not check(req(affinity=((a100, prod),)), cand("n")).ok
+    assert not check(req(affinity=((edge,),)), cand("n")).ok
+    assert check(req(affinity=((MatchExpression("x", "DoesNotExist"),),)), cand("n")).ok
+    gt = MatchExpression("cores", "Gt", ("4",))
+    assert check(req(affinity=((gt,),)), cand("n", labels={"cores": "8"})).ok
+    assert not check(req(affinity=((gt,),)), cand("n", labels={"cores": "x"})).ok
+    with pytest.raises(ValueError):
+        MatchExpression("k", "In")
+    with pytest.raises(ValueError):
+        MatchExpression("k", "Near", ("a",))
+
+
+def test_version_range_uses_semver_precedence() -> None:
+    r = VersionRange(">=0.2,<1")
+    assert r.contains("0.2.0") and r.contains("0.9.9")
+    assert not r.contains("0.2.0-rc.1") and not r.contains("1.0.0") and not r.contains("junk")
+    assert VersionRange("version>=0.2").contains("0.2.1")
+    with pytest.raises(ValueError):
+        VersionRange(">=zero")
+    with pytest.raises(ValueError):
+        VersionRange("cpu>=2")
+
+
+def test_explain_counts_reasons_like_kube_scheduler() -> None:
+    cands = [cand(f"us{i}") for i in range(8)] + [
+        cand(f"eu{i}", geography="EU", gpus_free=0) for i in range(4)
+    ]
+    out = explain(req(geographies=("EU",)), cands)
+    assert out.message == (
+        "0/12 nodes are available: 8 not in geographies [EU], 4 insufficient nvidia.com/gpu."
+    )
+    assert out.resolvable  # GPUs may free up
+    only_geo = explain(req(geographies=("EU",)), cands[:8])
+    assert not only_geo.resolvable
+    assert RulesPolicy().choose(req(geographies=("SA",)), cands, "t") == explain(
+        req(geographies=("SA",)), cands
+    )
+    assert explain(req(), []).message == "0/0 nodes are available."
+
+
+def test_request_validates_itself() -> None:
+    for bad in (
+        {"goal": "fast"},
+        {"geographies": ("Mars",)},
+        {"gpus": 0, "gpu_model": "T4"},
+        {"cpu_millis": -1},
+        {"replica": 3, "replicas": 2},
+        {"data_locality": "us-east-1"},
+        {"kind": "cron"},
+    ):
+        with pytest.raises(ValueError):
+            req(**bad)
+    with pytest.raises(ValueError):
+        cand("n", gpus_free=2)
+    with pytest.raises(ValueError):
+        cand("n", interruption_band=5, spot=True)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def test_rules_cost_goal_picks_cheapest_and_latency_goal_picks_nearest() -> None:
+    cheap_far = cand("cheap", price_per_hour=0.2, rtt_ms={"US": 150.0})
+    dear_near = cand("near", price_per_hour=2.0, rtt_ms={"US": 20.0})
+    users = (("US", 1.0),)
+    pick = RulesPolicy().choose
+    assert pick(req(goal="cost", users=users), [dear_near, cheap_far], "t").node_id == "cheap"  # type: ignore[union-attr]
+    assert pick(req(goal="latency", users=users), [cheap_far, dear_near], "t").node_id == "near"  # type: ignore[union-attr]
+
+
+def test_rules_ties_break_on_hash_of_tender_and_node() -> None:
+    cands = [cand(f"n{i}") for i in range(10)]
+    winners = set()
+    for t in range(20):
+        out = RulesPolicy().choose(req(), cands, f"tender-{t}")
+        assert isinstance(out, Decision)
+        again = RulesPolicy().choose(req(), list(reversed(cands)), f"tender-{t}")
+        assert isinstance(again, Decision) and again.node_id == out.node_id
+        assert out.node_id == min(cands, key=lambda c: tie_break(f"tender-{t}", c.node_id)).node_id
+        winners.add(out.node_id)
+    assert len(winners) > 3  # spread over nodes, not always the first
+
+
+def test_rules_spreads_replicas_and_uses_placed_rtt() -> None:
+    a = cand("a", replicas_on_node=1, replicas_in_zone=1, replicas_in_region=1)
+    b = cand("b", zone="us-east-1b")
+    assert RulesPolicy().choose(req(), [a, b], "t").node_id == "b"  # type: ignore[union-attr]
+    us = cand("us", rtt_ms={"US": 20.0, "EU": 90.0})
+    eu = cand("eu", rtt_ms={"US": 90.0, "EU": 20.0}, geography="EU")
+    users = (("US", 0.6), ("EU", 0.4))
+    first = RulesPolicy().choose(req(goal="latency", users=users), [us, eu], "t")
+    assert first.node_id == "us"  # type: ignore[union-attr]
+    second = req(goal="latency", users=users, placed_rtt_ms={"US": 20.0, "EU": 90.0})
+    assert RulesPolicy().choose(second, [us, eu], "t").node_id == "eu"  # type: ignore[union-attr]
+
+
+def test_get_policy_by_name() -> None:
+    assert get_policy("rules").name == "rules"
+    assert get_policy("rl").name == "rl"
+    with pytest.raises(ValueError, match="unknown policy"):
+        get_policy("random")
+
+
+# --------------------------------------------------------------------------- property
+
+GEOS = ("US", "EU", "APAC", "SA")
+MODELS = ("T4", "L4", "A100", "Jetson-AGX-Orin")
+
+candidates_st = st.lists(
+    st.builds(
+        lambda i, cloud, geo, price, spot, band, g, gf, model, cpu_free, ver, tier, rtts, n: cand(
+            f"node{i}",
+            cloud=cloud,
+            geography=geo,
+            price_per_hour=price,
+            spot=spot,
+            interruption_band=band if spot else None,
+            gpus=g,
+            gpus_free=min(gf, g),
+            gpu_model=model,
+            cpu_millis_free=cpu_free,
+            software_version=ver,
+            labels={GPU_PRODUCT_LABEL: model, "hyperion.io/tier": tier},
+            rtt_ms=dict(zip(GEOS, rtts, strict=True)),
+            replicas_on_node=n,
+        ),
+        st.integers(0, 10**6),
+        st.sampled_from(("aws", "gcp", "azure", "edge")),
+        st.sampled_from(GEOS),
+        st.floats(0.0, 40.0),
+        st.booleans(),
+        st.integers(0, 4),
+        st.integers(0, 8),
+        st.integers(0, 8),
+        st.sampled_from(MODELS),
+        st.integers(0, 8000),
+        st.sampled_from(("0.1.4", "0.2.0", "1.0.0")),
+        st.sampled_from(("prod", "dev")),
+        st.lists(st.floats(1.0, 300.0), min_size=4, max_size=4),
+        st.integers(0, 3),
+    ),
+    max_size=80,
+    unique_by=lambda c: c.node_id,
+)
+requests_st = st.builds(
+    lambda geos, clouds, sel, aff, ver, gpus, model, goal, spot, kind, users: req(
+        geographies=geos,
+        clouds=clouds,
+        node_selector=sel,
+        affinity=((MatchExpression(GPU_PRODUCT_LABEL, "In", aff),),) if aff else (),
+        version_range=VersionRange(ver) if ver else None,
+        gpus=gpus,
+        gpu_model=model if gpus else None,
+        goal=goal,
+        prefer_spot=spot,
+        kind=kind,
+        users=tuple(zip(GEOS, users, strict=True)),
+    ),
+    st.lists(st.sampled_from(GEOS), max_size=2, unique=True).map(tuple),
+    st.lists(st.sampled_from(("aws", "gcp", "azure", "edge")), max_size=2, unique=True).map(tuple),
+    st.sampled_from(({}, {"hyperion.io/tier": "prod"})),
+    st.lists(st.sampled_from(MODELS), max_size=2, unique=True).map(tuple),
+    st.sampled_from((None, ">=0.2", ">=0.2,<1")),
+    st.integers(0, 2),
+    st.sampled_from((None, "T4", "A100")),
+    st.sampled_from(("cost", "latency", "default")),
+    st.booleans(),
+    st.sampled_from(("service", "batch")),
+    st.lists(st.floats(0.0, 1.0), min_size=4, max_size=4),
+)
+
+ALL_POLICIES = [
+    RulesPolicy(),
+    RlPolicy.load(),
+    StaticPolicy(),
+    K8sDefaultPolicy(),
+    GreedyCostPolicy(),
+    SkyPilotLikePolicy(),
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests_st, candidates_st, st.text(max_size=8))
+def test_every_policy_respects_hard_constraints(
+    request: Request, candidates: list[Candidate], tender: str
+) -> None:
+    ok = set(feasible(request, candidates))
+    for policy in ALL_POLICIES:
+        out = policy.choose(request, candidates, tender)
+        if ok:
+            assert isinstance(out, Decision), policy.name
+            assert out.index in ok, policy.name
+            assert out.node_id == candidates[out.index].node_id
+        else:
+            assert isinstance(out, NoFit), policy.name
+            assert out.message.startswith(f"0/{len(candidates)} nodes are available")
+
+
+# --------------------------------------------------------------------------- rl
+
+
+def test_rl_observation_layout_and_shortlist_bound() -> None:
+    cands = [cand(f"n{i}", price_per_hour=0.1 + i / 10) for i in range(100)]
+    r = req(users=(("US", 1.0),))
+    slots = shortlist(r, cands, "t")
+    assert len(slots) == MAX_CANDIDATES and slots == sorted(slots)
+    obs, mask = observation(r, cands, slots)
+    assert mask.sum() == MAX_CANDIDATES and np.isfinite(obs).all()
+    assert np.abs(obs).max() <= 10.0
+    out = RlPolicy.load().choose(r, cands, "t")
+    assert isinstance(out, Decision) and out.index in slots
+
+
+def test_rl_weights_load_errors(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from hyperion.policy.rl import load_weights
+
+    assert isinstance(tmp_path, Path)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_weights(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, w1=np.zeros((2, 2)), features_version=np.int64(999))
+    with pytest.raises(ValueError):
+        load_weights(bad)
