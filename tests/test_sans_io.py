@@ -20,6 +20,8 @@ CORES = [
     "policy/reward.py",
     "policy/rules.py",
     "policy/rl.py",
+    "control/hlc.py",
+    "control/catalog.py",
 ]
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "threading", "selectors", "grpc"}
 
