@@ -14,10 +14,13 @@ added. Tests and ``hyperion node start --wire-version 1`` use it to run mixed me
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
 from hyperion import PROTOCOL_VERSION
+from hyperion.control import catalog as cat
+from hyperion.control.hlc import Timestamp
 from hyperion.identity.keys import NODE_ID_BYTES
 from hyperion.mesh import dht, pubsub
 from hyperion.mesh.membership import (
@@ -41,6 +44,11 @@ MAX_ADDR_CHARS = 256
 MAX_NAME_CHARS = 128
 MAX_RPC_ITEMS = 5_000  # ids, topics or messages in one pub/sub RPC field
 MSG_ID_BYTES = NODE_ID_BYTES + 8
+MAX_CATALOG_ITEMS = 4096  # entries in one catalog delta; senders put at most 256
+MAX_CATALOG_SUMMARY = 65_536  # stamps in one catalog reply; senders put at most 16,384
+MAX_CATALOG_BUCKETS = 4096  # digest length; nodes use CatalogConfig.buckets (64)
+MAX_WALL_MS = 253_402_300_799_999  # the end of year 9999: anything later is a broken clock
+MAX_LOGICAL = 1 << 62  # HLC counters stay tiny; this leaves room to count up, never overflow
 
 
 class WireError(ValueError):
@@ -291,6 +299,106 @@ def _decode_pubsub(p: wire_pb2.PubSub) -> pubsub.Rpc:
     )
 
 
+def _cat_ts(p: wire_pb2.CatalogItem | wire_pb2.CatalogStamp) -> Timestamp:
+    if p.wall_ms > MAX_WALL_MS or p.logical > MAX_LOGICAL:
+        raise WireError("catalog timestamp out of range")
+    return Timestamp(p.wall_ms, p.logical, _id(p.node))
+
+
+def _cat_key(p: wire_pb2.CatalogItem | wire_pb2.CatalogStamp) -> cat.Key:
+    key = (p.resource, p.namespace, p.name)
+    err = cat.key_error(key)
+    if err is not None:
+        raise WireError(err)
+    return key
+
+
+def _cat_item_pb(it: cat.CatalogItem) -> wire_pb2.CatalogItem:
+    r, ns, name = it.key
+    return wire_pb2.CatalogItem(
+        resource=r,
+        namespace=ns,
+        name=name,
+        wall_ms=it.ts.wall_ms,
+        logical=it.ts.logical,
+        node=bytes.fromhex(it.ts.node),
+        object=b"" if it.obj is None else cat.encode_object(it.obj),
+        deleted=it.obj is None,
+    )
+
+
+def _cat_item(p: wire_pb2.CatalogItem) -> cat.CatalogItem:
+    key, ts = _cat_key(p), _cat_ts(p)
+    if p.deleted:
+        if p.object:
+            raise WireError("a catalog tombstone carries no object")
+        return cat.CatalogItem(key, ts, None, 0)
+    try:
+        obj = cat.decode_object(p.object)
+    except ValueError as e:
+        raise WireError(str(e)) from None
+    return cat.CatalogItem(key, ts, obj, len(p.object))
+
+
+def _cat_stamp_pb(key: cat.Key, ts: Timestamp) -> wire_pb2.CatalogStamp:
+    return wire_pb2.CatalogStamp(
+        resource=key[0],
+        namespace=key[1],
+        name=key[2],
+        wall_ms=ts.wall_ms,
+        logical=ts.logical,
+        node=bytes.fromhex(ts.node),
+    )
+
+
+def _encode_catalog(msg: object, m: wire_pb2.MeshMessage) -> bool:
+    if isinstance(msg, cat.CatalogDigest):
+        m.catalog_digest.CopyFrom(
+            wire_pb2.CatalogDigest(
+                src=bytes.fromhex(msg.src), src_addr=msg.src_addr, buckets=list(msg.buckets)
+            )
+        )
+    elif isinstance(msg, cat.CatalogDelta):
+        m.catalog_delta.CopyFrom(
+            wire_pb2.CatalogDelta(
+                src=bytes.fromhex(msg.src),
+                src_addr=msg.src_addr,
+                reply=msg.reply,
+                items=[_cat_item_pb(it) for it in msg.items],
+                buckets=list(msg.buckets),
+                summary=[_cat_stamp_pb(k, ts) for k, ts in msg.summary],
+            )
+        )
+    else:
+        return False
+    return True
+
+
+def _decode_catalog(kind: str, m: wire_pb2.MeshMessage) -> object:
+    if kind == "catalog_digest":
+        d = m.catalog_digest
+        if len(d.buckets) > MAX_CATALOG_BUCKETS:
+            raise WireError(f"more than {MAX_CATALOG_BUCKETS} digest buckets")
+        return cat.CatalogDigest(
+            _id(d.src), _text(d.src_addr, MAX_ADDR_CHARS, "addr"), tuple(d.buckets)
+        )
+    x = m.catalog_delta
+    if len(x.items) > MAX_CATALOG_ITEMS:
+        raise WireError(f"more than {MAX_CATALOG_ITEMS} catalog items")
+    if len(x.summary) > MAX_CATALOG_SUMMARY:
+        raise WireError(f"more than {MAX_CATALOG_SUMMARY} catalog stamps")
+    if len(x.buckets) > MAX_CATALOG_BUCKETS or any(b >= MAX_CATALOG_BUCKETS for b in x.buckets):
+        raise WireError("catalog bucket index out of range")
+    return cat.CatalogDelta(
+        _id(x.src),
+        _text(x.src_addr, MAX_ADDR_CHARS, "addr"),
+        x.reply,
+        tuple(_cat_item(p) for p in x.items),
+        tuple(x.buckets),
+        tuple((_cat_key(p), _cat_ts(p)) for p in x.summary),
+    )
+
+
 def through_schema(data: bytes, message: str, version: int) -> bytes:
     """``data`` as a node of protocol ``version`` sees it: fields it does not know dropped."""
     if version == PROTOCOL_VERSION:
@@ -330,7 +438,7 @@ def _encode(msg: object) -> bytes:
     if isinstance(msg, pubsub.Rpc):
         m.pubsub.CopyFrom(_encode_pubsub(msg))
         return m.SerializeToString()
-    if _encode_dht(msg, m):
+    if _encode_dht(msg, m) or _encode_catalog(msg, m):
         return m.SerializeToString()
     if isinstance(msg, Ping):
         m.ping.CopyFrom(
@@ -408,6 +516,8 @@ def decode(body: bytes, version: int = PROTOCOL_VERSION) -> object:
         return _decode_dht(kind, m)
     if kind == "pubsub":
         return _decode_pubsub(m.pubsub)
+    if kind is not None and kind.startswith("catalog_"):
+        return _decode_catalog(kind, m)
     if kind == "ping":
         p = m.ping
         return Ping(
@@ -502,6 +612,56 @@ def rpc_body_size(r: pubsub.Rpc) -> int:
         n += _len_field(_str_field(ih.topic) + mid * len(ih.ids))
     n += mid * (len(r.iwant) + len(r.idontwant))
     return 2 + _varint_len(n) + n  # MeshMessage field 20: a two-byte tag
+
+
+def catalog_stamp_size(key: cat.Key, ts: Timestamp) -> int:
+    """Encoded size of a ``CatalogStamp`` (and of the stamp part of a ``CatalogItem``)."""
+    r, ns, name = key  # ASCII (cat.key_error): characters are bytes
+    return (
+        (_len_field(len(r)) if r else 0)
+        + (_len_field(len(ns)) if ns else 0)
+        + (_len_field(len(name)) if name else 0)
+        + (1 + _varint_len(ts.wall_ms) if ts.wall_ms else 0)
+        + (1 + _varint_len(ts.logical) if ts.logical else 0)
+        + 2
+        + NODE_ID_BYTES
+    )
+
+
+def catalog_item_size(it: cat.CatalogItem) -> int:
+    """Encoded size of a ``CatalogItem`` with its field tag and length, as in a delta.
+
+    Exact when ``it.nbytes`` is the length of its object's compact JSON (as the catalog
+    computes it).
+    """
+    size = catalog_stamp_size(it.key, it.ts)
+    size += _len_field(it.nbytes) if it.obj is not None else 2
+    return _len_field(size)
+
+
+def catalog_body_size(
+    msg: cat.CatalogDigest | cat.CatalogDelta,
+    item_size: Callable[[cat.CatalogItem], int] = catalog_item_size,
+) -> int:
+    """``len(encode(msg))`` for a catalog message, computed without encoding.
+
+    ``item_size`` may be a memoized ``catalog_item_size`` (the simulator sends the same
+    version objects many times). tests/test_catalog_codec.py checks it against encodings.
+    """
+    n = _len_field(NODE_ID_BYTES) + _str_field(msg.src_addr)
+    if type(msg) is cat.CatalogDigest:
+        n += _len_field(8 * len(msg.buckets)) if msg.buckets else 0  # packed fixed64
+    else:
+        assert type(msg) is cat.CatalogDelta
+        n += 2 if msg.reply else 0
+        for it in msg.items:
+            n += item_size(it)
+        if msg.buckets:  # packed varints (one byte each below 128)
+            b = msg.buckets
+            n += _len_field(len(b) if max(b) < 128 else sum(_varint_len(x) for x in b))
+        for k, ts in msg.summary:
+            n += _len_field(catalog_stamp_size(k, ts))
+    return 2 + _varint_len(n) + n  # MeshMessage fields 30/31: two-byte tags
 
 
 ENVELOPE_FIXED_BYTES = 2 + 22 + 34 + 7 + 18 + 66  # version, ids, key, timestamp, nonce, sig

@@ -37,7 +37,7 @@ class Envelope(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., sender: _Optional[bytes] = ..., sender_key: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., nonce: _Optional[bytes] = ..., body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class MeshMessage(_message.Message):
-    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull", "broadcast", "dht_find_node", "dht_find_value", "dht_nodes", "dht_store", "dht_store_ack", "pubsub")
+    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull", "broadcast", "dht_find_node", "dht_find_value", "dht_nodes", "dht_store", "dht_store_ack", "pubsub", "catalog_digest", "catalog_delta")
     PING_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     PING_REQ_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,8 @@ class MeshMessage(_message.Message):
     DHT_STORE_FIELD_NUMBER: _ClassVar[int]
     DHT_STORE_ACK_FIELD_NUMBER: _ClassVar[int]
     PUBSUB_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_DELTA_FIELD_NUMBER: _ClassVar[int]
     ping: Ping
     ack: Ack
     ping_req: PingReq
@@ -62,7 +64,9 @@ class MeshMessage(_message.Message):
     dht_store: DhtStore
     dht_store_ack: DhtStoreAck
     pubsub: PubSub
-    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ..., broadcast: _Optional[_Union[Broadcast, _Mapping]] = ..., dht_find_node: _Optional[_Union[DhtFindNode, _Mapping]] = ..., dht_find_value: _Optional[_Union[DhtFindValue, _Mapping]] = ..., dht_nodes: _Optional[_Union[DhtNodes, _Mapping]] = ..., dht_store: _Optional[_Union[DhtStore, _Mapping]] = ..., dht_store_ack: _Optional[_Union[DhtStoreAck, _Mapping]] = ..., pubsub: _Optional[_Union[PubSub, _Mapping]] = ...) -> None: ...
+    catalog_digest: CatalogDigest
+    catalog_delta: CatalogDelta
+    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ..., broadcast: _Optional[_Union[Broadcast, _Mapping]] = ..., dht_find_node: _Optional[_Union[DhtFindNode, _Mapping]] = ..., dht_find_value: _Optional[_Union[DhtFindValue, _Mapping]] = ..., dht_nodes: _Optional[_Union[DhtNodes, _Mapping]] = ..., dht_store: _Optional[_Union[DhtStore, _Mapping]] = ..., dht_store_ack: _Optional[_Union[DhtStoreAck, _Mapping]] = ..., pubsub: _Optional[_Union[PubSub, _Mapping]] = ..., catalog_digest: _Optional[_Union[CatalogDigest, _Mapping]] = ..., catalog_delta: _Optional[_Union[CatalogDelta, _Mapping]] = ...) -> None: ...
 
 class Update(_message.Message):
     __slots__ = ("node_id", "addr", "incarnation", "state", "name")
@@ -297,6 +301,68 @@ class PubSub(_message.Message):
     choke: _containers.RepeatedScalarFieldContainer[str]
     unchoke: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, src: _Optional[bytes] = ..., subscribe: _Optional[_Iterable[str]] = ..., unsubscribe: _Optional[_Iterable[str]] = ..., publish: _Optional[_Iterable[_Union[PsMessage, _Mapping]]] = ..., ihave: _Optional[_Iterable[_Union[PsIHave, _Mapping]]] = ..., iwant: _Optional[_Iterable[bytes]] = ..., graft: _Optional[_Iterable[str]] = ..., prune: _Optional[_Iterable[str]] = ..., idontwant: _Optional[_Iterable[bytes]] = ..., src_addr: _Optional[str] = ..., choke: _Optional[_Iterable[str]] = ..., unchoke: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CatalogItem(_message.Message):
+    __slots__ = ("resource", "namespace", "name", "wall_ms", "logical", "node", "object", "deleted")
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WALL_MS_FIELD_NUMBER: _ClassVar[int]
+    LOGICAL_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    resource: str
+    namespace: str
+    name: str
+    wall_ms: int
+    logical: int
+    node: bytes
+    object: bytes
+    deleted: bool
+    def __init__(self, resource: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., wall_ms: _Optional[int] = ..., logical: _Optional[int] = ..., node: _Optional[bytes] = ..., object: _Optional[bytes] = ..., deleted: _Optional[bool] = ...) -> None: ...
+
+class CatalogStamp(_message.Message):
+    __slots__ = ("resource", "namespace", "name", "wall_ms", "logical", "node")
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WALL_MS_FIELD_NUMBER: _ClassVar[int]
+    LOGICAL_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    resource: str
+    namespace: str
+    name: str
+    wall_ms: int
+    logical: int
+    node: bytes
+    def __init__(self, resource: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., wall_ms: _Optional[int] = ..., logical: _Optional[int] = ..., node: _Optional[bytes] = ...) -> None: ...
+
+class CatalogDigest(_message.Message):
+    __slots__ = ("src", "src_addr", "buckets")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    buckets: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., buckets: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class CatalogDelta(_message.Message):
+    __slots__ = ("src", "src_addr", "reply", "items", "buckets", "summary")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    src_addr: str
+    reply: bool
+    items: _containers.RepeatedCompositeFieldContainer[CatalogItem]
+    buckets: _containers.RepeatedScalarFieldContainer[int]
+    summary: _containers.RepeatedCompositeFieldContainer[CatalogStamp]
+    def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., reply: _Optional[bool] = ..., items: _Optional[_Iterable[_Union[CatalogItem, _Mapping]]] = ..., buckets: _Optional[_Iterable[int]] = ..., summary: _Optional[_Iterable[_Union[CatalogStamp, _Mapping]]] = ...) -> None: ...
 
 class GpuInfo(_message.Message):
     __slots__ = ("model", "memory_bytes", "count", "free")
