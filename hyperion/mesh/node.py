@@ -15,6 +15,12 @@ core that owns its type and wires the cores together:
   (at most ``max_fetches`` lookups in flight). A record enters the directory only if
   the DHT's rules accept it (signed by the node it describes, not expired, not older
   than the one held).
+* The object catalog (``hyperion/control/catalog.py``, protocol version 2) runs on the
+  same peers, restricted to those that speak it: a member is a catalog peer while it is
+  alive and its node record lists protocol ``CATALOG_PROTOCOL``, and this node takes
+  part only while its own record does. So a node running protocol 1 (whose record says
+  so) neither sends nor gets catalog traffic. Catalog messages reaching a node not
+  taking part are dropped and counted (``catalog_dropped_not_speaking``).
 
 Clocks: ``now`` is the driver's clock (monotonic on a real node). Record expiry is
 compared across nodes, so the DHT and the records see ``now + wall_offset`` — the
@@ -23,10 +29,20 @@ driver passes the offset between its wall clock and ``now`` (0 in the simulator)
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from hyperion.control.catalog import (
+    Catalog,
+    CatalogConfig,
+    CatalogDelta,
+    CatalogDigest,
+    Change,
+    Key,
+)
 from hyperion.core import Effect, Notify, Send
 from hyperion.mesh import dht as dht_mod
 from hyperion.mesh.dht import Contact, Dht, DhtConfig, LookupDone, Record
@@ -46,6 +62,8 @@ from hyperion.mesh.pubsub import Delivery, PubSub, PubSubConfig, Rpc
 NODES_TOPIC = "hyperion/nodes"
 _MEMBERSHIP_TYPES = (Ping, Ack, PingReq, Gossip, Broadcast, PushPull)
 _DHT_TYPES = (dht_mod.FindNode, dht_mod.FindValue, dht_mod.Nodes, dht_mod.Store, dht_mod.StoreAck)
+_CATALOG_TYPES = (CatalogDigest, CatalogDelta)
+CATALOG_PROTOCOL = 2  # the first protocol version with the object catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +108,10 @@ class MeshNode:
         dht: DhtConfig | None = None,
         pubsub: PubSubConfig | None = None,
         config: MeshNodeConfig | None = None,
+        catalog: CatalogConfig | None = None,
+        rv_start: int = 0,
     ) -> None:
+        """``rv_start``: the catalog's first resourceVersion (see ``Catalog``)."""
         self.node_id = node_id
         self.addr = addr
         self.public_key = public_key
@@ -129,6 +150,19 @@ class MeshNode:
         self._fetching: dict[int, str] = {}  # lookup id -> node id
         self._alive: dict[str, str] = {}  # live members: id -> addr
         self._joined_at = now
+        self.catalog = Catalog(
+            node_id,
+            addr,
+            rng=rng,
+            now=now,
+            wall_offset=wall_offset,
+            rv_start=rv_start,
+            config=catalog,
+        )
+        self._catalog_on = False  # our own record lists CATALOG_PROTOCOL
+        self._speaks: dict[str, bool] = {}  # node id -> its record lists CATALOG_PROTOCOL
+        self._catalog_peers: dict[str, str] = {}  # given to the catalog: id -> addr
+        self._catalog_dropped = 0
 
     # --------------------------------------------------------------- local API
 
@@ -169,6 +203,13 @@ class MeshNode:
     def members(self) -> list[dict[str, object]]:
         return self.membership.members()
 
+    def catalog_write(
+        self, key: Key, obj: dict[str, object] | None, now: float
+    ) -> tuple[Change | None, list[Effect]]:
+        """Write (or, with ``obj=None``, delete) a catalog object; see ``Catalog.write``."""
+        change, fx = self.catalog.write(key, obj, now)
+        return change, self._process(fx, now)
+
     # ---------------------------------------------------------- core interface
 
     def handle(self, msg: object, now: float) -> list[Effect]:
@@ -178,6 +219,11 @@ class MeshNode:
             fx = self.pubsub.handle(msg, now)
         elif isinstance(msg, _DHT_TYPES):
             fx = self.dht.handle(msg, now + self.wall_offset)
+        elif isinstance(msg, _CATALOG_TYPES):
+            if not self._catalog_on:
+                self._catalog_dropped += 1
+                return []
+            fx = self.catalog.handle(msg, now)
         else:
             self._inc("drop_unknown_message")
             return []
@@ -187,6 +233,7 @@ class MeshNode:
         ds = [
             self.membership.next_deadline(),
             self.pubsub.next_deadline(),
+            self.catalog.next_deadline(),
             self._republish_at,
         ]
         if len(self._fetching) < self.config.max_fetches:  # else a finished fetch starts more
@@ -202,6 +249,7 @@ class MeshNode:
         for core, offset in (
             (self.membership, 0.0),
             (self.pubsub, 0.0),
+            (self.catalog, 0.0),  # the catalog applies wall_offset itself
             (self.dht, self.wall_offset),  # the DHT runs on the wall clock
         ):
             d = core.next_deadline()
@@ -259,11 +307,14 @@ class MeshNode:
             out = self.pubsub.add_peer(ev.node_id, ev.addr)
             if new:
                 out.extend(self.dht.handoff(contact, now + self.wall_offset))
+            self._catalog_sync(ev.node_id)
             return out
         self._alive.pop(ev.node_id, None)
         self.dht.remove_contact(ev.node_id)
         self.pubsub.remove_peer(ev.node_id)
         self._fetch_due.pop(ev.node_id, None)
+        self._speaks.pop(ev.node_id, None)
+        self._catalog_sync(ev.node_id)
         if self.directory.pop(ev.node_id, None) is not None:
             return [Notify(RecordEvent(ev.node_id, None, "member_gone"))]
         return []
@@ -290,8 +341,31 @@ class MeshNode:
                 self._inc("record_of_non_member")  # kept: membership may lag the record
         self.directory[rec.key] = rec
         self._fetch_due.pop(rec.key, None)
+        self._note_protocols(rec)
         out.append(Notify(RecordEvent(rec.key, rec, via)))
         return True
+
+    def _note_protocols(self, rec: Record) -> None:
+        """Whether ``rec``'s node speaks the catalog protocol; update the catalog's peers."""
+        speaks = CATALOG_PROTOCOL in _protocols_of(rec.value)
+        if rec.key != self.node_id:
+            self._speaks[rec.key] = speaks
+            self._catalog_sync(rec.key)
+        elif speaks != self._catalog_on:
+            self._catalog_on = speaks
+            for nid in list(self._alive):
+                self._catalog_sync(nid)
+
+    def _catalog_sync(self, nid: str) -> None:
+        addr = self._alive.get(nid)
+        want = addr is not None and self._catalog_on and self._speaks.get(nid, False)
+        held = self._catalog_peers.get(nid)
+        if want and addr is not None and held != addr:
+            self._catalog_peers[nid] = addr
+            self.catalog.peer_up(nid, addr)
+        elif not want and held is not None:
+            del self._catalog_peers[nid]
+            self.catalog.peer_down(nid)
 
     def _start_fetches(self, now: float, out: list[Effect]) -> None:
         c = self.config
@@ -323,7 +397,20 @@ class MeshNode:
         out.update({f"pubsub_{k}": v for k, v in self.pubsub.counters.items()})
         out.update({f"records_{k}": v for k, v in self.counters.items()})
         out["records_known"] = len(self.directory)
+        out.update({f"catalog_{k}": v for k, v in self.catalog.stats().items()})
+        out["catalog_dropped_not_speaking"] = self._catalog_dropped
         return out
 
     def _inc(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
+
+
+def _protocols_of(value: bytes) -> tuple[int, ...]:
+    """The protocol versions a node-record value lists (none if it is not one)."""
+    # Imported by name when first needed: records pulls in the generated protobuf code,
+    # which the machine-plane cores and their strict type check otherwise stay clear of.
+    records: Any = importlib.import_module("hyperion.mesh.records")
+    try:
+        return tuple(records.NodeRecord.from_bytes(value).protocol_versions)
+    except ValueError:  # not a node record (tests may publish any bytes)
+        return ()
