@@ -330,19 +330,24 @@ class _RumorQueue:
             self._settle()
         where = self._where
         out: list[Update] = []
-        sent: list[list[Any]] = []
-        while q and len(out) < limit:
-            entry = q.popleft()
+        popleft = q.popleft
+        requeue = q.append
+        # Scan at most the entries present now: what is sent goes to the back, and the
+        # bound keeps a rumor from going out twice in one message.
+        for _ in range(len(q)):
+            if len(out) >= limit:
+                break
+            entry = popleft()
             if not entry[3]:
                 continue
             out.append(entry[1])
-            entry[2] += 1
-            if entry[2] >= cap:
+            sends = entry[2] + 1
+            entry[2] = sends
+            if sends >= cap:
                 entry[3] = False
                 del where[entry[0]]
             else:
-                sent.append(entry)
-        q.extend(sent)  # after the scan: a rumor goes out at most once per message
+                requeue(entry)
         if q and len(q) == len(where) and len(q) <= limit:
             self._whole = tuple([entry[1] for entry in q])
             self._most = max([entry[2] for entry in q])
@@ -406,6 +411,10 @@ class Membership:
         self._rr_i = 0
         self._rr_a = 1
         self._rr_b = 0
+        self._retransmit_n = -1
+        self._retransmit_cap = 0
+        self._deadline = self._next_probe  # next_deadline's answer, while not dirty
+        self._deadline_dirty = True
         self._periodic_changed()
 
     # ------------------------------------------------------------------ public API
@@ -495,7 +504,11 @@ class Membership:
     # ------------------------------------------------------------- core interface
 
     def next_deadline(self) -> float | None:
-        # The driver asks after every message, so this is on the hot path.
+        # The driver asks after every message, and most messages (old news, a ping to
+        # answer) touch no timer: the answer is kept until something it depends on
+        # changes (``_deadline_dirty``: timers, probes, relays, suspicions, periodics).
+        if not self._deadline_dirty:
+            return self._deadline
         d = self._next_periodic
         timers = self._timers
         while timers:  # drop timers whose work is already done (acked, refuted)
@@ -509,8 +522,12 @@ class Membership:
             else:
                 live = self._suspect_deadline.get(arg) == when
             if live:
-                return when if when < d else d
+                if when < d:
+                    d = when
+                break
             heapq.heappop(timers)
+        self._deadline = d
+        self._deadline_dirty = False
         return d
 
     def _periodic_changed(self) -> None:
@@ -520,8 +537,10 @@ class Membership:
             if t is not None and t < d:
                 d = t
         self._next_periodic = d
+        self._deadline_dirty = True
 
     def tick(self, now: float) -> list[Effect]:
+        self._deadline_dirty = True
         out: list[Effect] = []
         timers = self._timers
         while timers and timers[0][0] <= now:
@@ -669,6 +688,7 @@ class Membership:
         out.append(Send(d.ids[slot], d.addrs[slot], Gossip(self.node_id, (u,))))
 
     def _on_ack(self, msg: Ack, now: float, out: list[Effect]) -> None:
+        self._deadline_dirty = True  # a probe or relay timer may be done
         if msg.updates:
             self._on_updates(msg.updates, msg.src, now, out)
         relay = self._relays.pop(msg.seq, None)
@@ -789,6 +809,7 @@ class Membership:
         the threshold. One heard second-hand waits ``suspicion_max_s``: normally the
         originator's dead rumor (or the suspect's refutation) arrives long before.
         """
+        self._deadline_dirty = True  # a suspicion timer may start or be done
         old = self.table.get(slot)
         self.table.set(slot, key)
         rank = key & 3
@@ -816,7 +837,12 @@ class Membership:
 
     def _retransmit_limit(self) -> int:
         n = self.table.alive + self.table.suspect
-        return self.config.retransmit_mult * max(1, math.ceil(math.log10(n + 1)))
+        if n != self._retransmit_n:  # memoized: the member count rarely changes
+            self._retransmit_n = n
+            self._retransmit_cap = self.config.retransmit_mult * max(
+                1, math.ceil(math.log10(n + 1))
+            )
+        return self._retransmit_cap
 
     def _take_updates(self, limit: int) -> tuple[Update, ...]:
         if not self._rumors:
@@ -1051,6 +1077,7 @@ class Membership:
         return self._seq
 
     def _push_timer(self, when: float, kind: int, arg: int) -> None:
+        self._deadline_dirty = True
         self._timer_seq += 1
         heapq.heappush(self._timers, (when, self._timer_seq, kind, arg))
 

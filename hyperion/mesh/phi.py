@@ -58,6 +58,8 @@ class PhiAccrual:
         "_prior_n",
         "_prior_mean",
         "_prior_var",
+        "_prior_sum",
+        "_prior_sumsq",
         "min_std_s",
     )
 
@@ -81,6 +83,9 @@ class PhiAccrual:
         self._prior_n = prior_weight
         self._prior_mean = mean_s
         self._prior_var = std_s * std_s
+        # The prior's share of the sums, fixed: E[x^2] of pseudo-samples is var + mean^2.
+        self._prior_sum = prior_weight * mean_s
+        self._prior_sumsq = prior_weight * (self._prior_var + mean_s**2)
         self.min_std_s = min_std_s
 
     def add(self, delay_s: float) -> None:
@@ -107,13 +112,11 @@ class PhiAccrual:
 
     def mean_std(self) -> tuple[float, float]:
         """Posterior-ish mean and standard deviation: prior pseudo-samples plus the window."""
-        n = self._n
-        total = self._prior_n + n
-        mean = (self._prior_n * self._prior_mean + self._sum) / total
-        # E[x^2] of prior pseudo-samples is var + mean^2.
-        ex2 = (self._prior_n * (self._prior_var + self._prior_mean**2) + self._sumsq) / total
-        var = max(ex2 - mean * mean, 0.0)
-        return mean, max(math.sqrt(var), self.min_std_s)
+        total = self._prior_n + self._n
+        mean = (self._prior_sum + self._sum) / total
+        var = (self._prior_sumsq + self._sumsq) / total - mean * mean
+        std = math.sqrt(var) if var > 0.0 else 0.0
+        return mean, std if std >= self.min_std_s else self.min_std_s
 
     def phi(self, elapsed_s: float) -> float:
         mean, std = self.mean_std()

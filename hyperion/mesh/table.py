@@ -142,21 +142,23 @@ class MemberTable:
         old = keys[slot] & 3
         new = key & 3
         keys[slot] = key
-        if old != new:
-            self._count(old, -1)
-            self._count(new, +1)
-            if old == DEAD:
-                self.dead_slots.remove(slot)
-            elif new == DEAD:
-                bisect.insort(self.dead_slots, slot)
-
-    def _count(self, rank: int, delta: int) -> None:
-        if rank == ALIVE:
-            self.alive += delta
-        elif rank == SUSPECT:
-            self.suspect += delta
-        elif rank == DEAD:
-            self.dead += delta
+        if old == new:
+            return
+        # Counted inline: this runs on every state change of every view.
+        if old == ALIVE:
+            self.alive -= 1
+        elif old == SUSPECT:
+            self.suspect -= 1
+        elif old == DEAD:
+            self.dead -= 1
+            self.dead_slots.remove(slot)
+        if new == ALIVE:
+            self.alive += 1
+        elif new == SUSPECT:
+            self.suspect += 1
+        elif new == DEAD:
+            self.dead += 1
+            bisect.insort(self.dead_slots, slot)
 
     def recount(self) -> None:
         ranks = self.view() & 3

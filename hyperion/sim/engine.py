@@ -203,7 +203,7 @@ class Simulator:
                     else:  # half the measured RTT, jittered by its measured deviation
                         ri, rj = region[i], region[j]
                         rtt_ms = avg_ms[ri][rj] + mdev_ms[ri][rj] * (2.0 * rand() - 1.0)
-                        delay = max(rtt_ms, 0.2) / 2000.0
+                        delay = (0.2 if rtt_ms < 0.2 else rtt_ms) / 2000.0  # max(rtt_ms, 0.2)
                     self._seq += 1
                     push(heap, (t + delay, self._seq, _DELIVER, j, eff.msg))
                 elif type(eff) is Notify and self.on_notify is not None:
