@@ -76,6 +76,7 @@ def bench_fleet(
         "reward": "reward",
         "cost_per_hour": "USD/h",
         "p99_latency_ms": "P99 ms",
+        "p99_latency_ms_median": "P99 ms (median)",
         "bert_completion_min": "BERT min",
         "bert_cost_usd": "BERT USD",
         "violations": "violations",

@@ -72,6 +72,8 @@ def _mean(values: Sequence[float]) -> float | None:
 
 def _summary(rows: Sequence[RunMetrics]) -> dict[str, Any]:
     out: dict[str, Any] = {k: _mean([float(getattr(r, k)) for r in rows]) for k in METRICS}
+    p99 = [r.p99_latency_ms for r in rows]
+    out["p99_latency_ms_median"] = round(statistics.median(p99), 1) if p99 else None
     out["violations"] = sum(r.violations for r in rows)
     out["preemptions"] = sum(r.preemptions for r in rows)
     out["unplaced"] = sum(r.unplaced for r in rows)

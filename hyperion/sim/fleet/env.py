@@ -6,7 +6,10 @@ are ``hyperion.policy.rl.observation`` over the shortlist of feasible bids, so t
 network trained here sees exactly what ``RlPolicy`` computes at run time; infeasible
 bids are masked (a hard-constraint violation cannot be chosen). A decision with no
 feasible bid is answered ``NoFit`` by the environment itself. The reward is 0 until the
-run ends, then the run's ``reward`` (``hyperion.policy.reward``).
+run ends, then the run's ``reward`` (``hyperion.policy.reward``); with ``relative`` it is
+that reward divided by what ``greedy-cost`` earns on the same scenario, minus 1 (a
+per-scenario baseline: scenarios differ in attainable reward far more than policies
+do, and dividing it out cuts the variance PPO has to average away).
 
 Scenario seeds come from the caller's range (module ``seeds``): training never sees a
 validation or test seed. Needs the ``rl`` extra (gymnasium); imported lazily.
@@ -24,14 +27,17 @@ from hyperion.policy.model import Decision
 from hyperion.policy.plugins import explain
 from hyperion.policy.rl import CAND_DIM, CTX_DIM, MAX_CANDIDATES, observation, shortlist
 from hyperion.sim.fleet import scenario as scenarios
-from hyperion.sim.fleet.run import FleetSim, Pending, RunMetrics
+from hyperion.sim.fleet.baselines import GreedyCostPolicy
+from hyperion.sim.fleet.run import FleetSim, Pending, RunMetrics, run
 
 
 class FleetEnv(gym.Env[npt.NDArray[np.float32], np.int64]):
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, seeds: range) -> None:
+    def __init__(self, seeds: range, *, relative: bool = False) -> None:
         super().__init__()
+        self.relative = relative
+        self._reference = 1.0
         if len(seeds) == 0:
             raise ValueError("no scenario seeds")
         self.seeds = seeds
@@ -50,7 +56,10 @@ class FleetEnv(gym.Env[npt.NDArray[np.float32], np.int64]):
     ) -> tuple[npt.NDArray[np.float32], dict[str, Any]]:
         super().reset(seed=seed)
         k = int(self.np_random.integers(len(self.seeds)))
-        self._sim = FleetSim(scenarios.make(self.seeds[k]))
+        sc = scenarios.make(self.seeds[k])
+        if self.relative:
+            self._reference = max(run(sc, GreedyCostPolicy()).reward, 1e-3)
+        self._sim = FleetSim(sc)
         obs = self._next()
         assert obs is not None, "a scenario always has a first decision"
         return obs, {}
@@ -86,5 +95,6 @@ class FleetEnv(gym.Env[npt.NDArray[np.float32], np.int64]):
             m = sim.finish()
             self.last_metrics = m
             zero = np.zeros(CTX_DIM + MAX_CANDIDATES * CAND_DIM, dtype=np.float32)
-            return zero, float(m.reward), True, False, {"metrics": m}
+            r = m.reward / self._reference - 1.0 if self.relative else m.reward
+            return zero, float(r), True, False, {"metrics": m}
         return obs, 0.0, False, False, {}

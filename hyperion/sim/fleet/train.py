@@ -165,7 +165,7 @@ def train(
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.set_num_threads(1)
-    env = DummyVecEnv([lambda: FleetEnv(seeds.TRAIN) for _ in range(n_envs)])
+    env = DummyVecEnv([lambda: FleetEnv(seeds.TRAIN, relative=True) for _ in range(n_envs)])
     env.seed(seed)
     model = MaskablePPO(
         CandidatePolicy,
