@@ -612,13 +612,14 @@ class Membership:
     def _next_target(self) -> int | None:
         n = len(self.directory)
         keys = self.table.keys
+        me = self.self_slot
         for _ in range(n + 1):
             if self._rr_i >= self._rr_n or self._rr_n != n:
                 self._new_round(n)
             i = self._rr_i
-            self._rr_i += 1
+            self._rr_i = i + 1
             slot = (self._rr_a * i + self._rr_b) % n
-            if slot != self.self_slot and (keys[slot] & 3) in (ALIVE, SUSPECT):
+            if slot != me and (keys[slot] & 3) in (ALIVE, SUSPECT):
                 return slot
         return None
 
@@ -636,15 +637,16 @@ class Membership:
         slot = self._next_target()
         if slot is None:
             return
-        seq = self._next_seq()
+        seq = self._seq = self._seq + 1
         self._probes[seq] = _Probe(slot, now)
         self._push_timer(now + self.probe_timeout(), _PROBE, seq)
-        d = self.directory
+        target = self.directory.ids[slot]
         ping = Ping(
-            self.node_id, self.addr, seq, d.ids[slot], self._take_updates(self.config.max_piggyback)
+            self.node_id, self.addr, seq, target, self._take_updates(self.config.max_piggyback)
         )
-        out.append(Send(d.ids[slot], d.addrs[slot], ping))
-        self.stats.inc("probes")
+        out.append(Send(target, self.directory.addrs[slot], ping))
+        counters = self.stats.counters  # inlined stats.inc: once per probe
+        counters["probes"] = counters.get("probes", 0) + 1
 
     def _probe_deadline(self, seq: int, now: float, out: list[Effect]) -> None:
         probe = self._probes.get(seq)
@@ -809,12 +811,12 @@ class Membership:
         the threshold. One heard second-hand waits ``suspicion_max_s``: normally the
         originator's dead rumor (or the suspect's refutation) arrives long before.
         """
-        self._deadline_dirty = True  # a suspicion timer may start or be done
         old = self.table.get(slot)
         self.table.set(slot, key)
         rank = key & 3
         since = self._suspect_since.pop(slot, None)
-        self._suspect_deadline.pop(slot, None)
+        if self._suspect_deadline.pop(slot, None) is not None:
+            self._deadline_dirty = True  # its suspicion timer is done
         if since is not None and rank == ALIVE:
             self._refute_delay.add(now - since)
         if rank == SUSPECT:
@@ -911,11 +913,12 @@ class Membership:
         if count <= 2 * k:
             if rank >= self.config.broadcast_leaf_copies:
                 return
+            ids, addrs, src, emit = d.ids, d.addrs, self.node_id, out.append
             for pos in range(a0, b0):
                 s = slots[pos]
                 if s != me and s != skip_slot and (keys[s] & 3) == ALIVE:
                     v = values[pos]
-                    out.append(Send(d.ids[s], d.addrs[s], Broadcast(self.node_id, v, v, updates)))
+                    emit(Send(ids[s], addrs[s], Broadcast(src, v, v, updates)))
             return
         head = updates[0]
         salt = int(head.node_id[:15], 16) ^ (head.incarnation << 2 | head.state)

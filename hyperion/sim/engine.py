@@ -18,6 +18,7 @@ import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hyperion.core import Core, Effect, Notify, Send
 from hyperion.sim.rtt import RttMatrix
@@ -65,7 +66,9 @@ class Simulator:
         self.partition: list[int] = []
         self._addr_index: dict[str, int] = {}
         self._timer_at: list[float] = []
-        self._heap: list[tuple[float, int, int, object, object]] = []
+        # (time, sequence, kind, a, b): a is the node index (deliver, timer) or the
+        # callable (call); b is the message (deliver).
+        self._heap: list[tuple[float, int, int, Any, Any]] = []
         self._seq = 0
         self._trace = hashlib.sha256() if trace else None
         self._count_types = count_types
@@ -154,7 +157,7 @@ class Simulator:
             self.now = t
             if kind == _DELIVER:
                 i = a
-                core = cores[i]  # type: ignore[index]
+                core = cores[i]
                 if core is None:
                     stats.to_down += 1
                     continue
@@ -164,7 +167,7 @@ class Simulator:
                 effects = core.handle(b, t)
             elif kind == _TIMER:
                 i = a
-                core = cores[i]  # type: ignore[index]
+                core = cores[i]
                 if core is None or timer_at[i] != t:
                     continue  # stale timer entry
                 timer_at[i] = _INF
@@ -178,7 +181,7 @@ class Simulator:
                     continue
                 effects = core.tick(t)
             else:
-                a()  # type: ignore[operator]
+                a()
                 continue
             for eff in effects:
                 if type(eff) is Send:  # inlined _send: same checks, same RNG draws

@@ -95,10 +95,10 @@ class MembershipExperiment:
         cores: list[Membership | None] = [None] * n
         if self.start == "formed":
             for i in range(n):
-                c = make_core(i, 0.0)
-                c.adopt_directory(0.0)
-                cores[i] = c
-                sim.add_node(addrs[i], c, region=regions[i % len(regions)])
+                core = make_core(i, 0.0)
+                core.adopt_directory(0.0)
+                cores[i] = core
+                sim.add_node(addrs[i], core, region=regions[i % len(regions)])
         else:
             for i in range(n):
                 sim.add_node(addrs[i], None, region=regions[i % len(regions)])
@@ -126,9 +126,10 @@ class MembershipExperiment:
         for c in crashed:
             crash_at[c] = rng.uniform(lo, hi)
         crashed_set = set(crashed)
-        slot_of_crash = {directory.find(ids[c]): c for c in crashed}
         crash_col = {c: k for k, c in enumerate(crashed)}
         dead_at = np.full((max(n_crash, 1), n), np.inf)
+        # Per crashed node id: (crash time, its row of dead_at). A million events at 10k.
+        crash_of_id = {ids[c]: (crash_at[c], dead_at[crash_col[c]]) for c in crashed}
         false_dead: set[str] = set()
         false_suspect = 0
         state_changes = 0
@@ -138,11 +139,11 @@ class MembershipExperiment:
             if not isinstance(ev, MemberEvent):
                 return
             state_changes += 1
-            slot = directory.find(ev.node_id)
-            c = slot_of_crash.get(slot)
-            if c is not None and now >= crash_at[c]:
-                if ev.state == "dead" and dead_at[crash_col[c], i] == np.inf:
-                    dead_at[crash_col[c], i] = now
+            hit = crash_of_id.get(ev.node_id)
+            if hit is not None and now >= hit[0]:
+                row = hit[1]
+                if ev.state == "dead" and row[i] == np.inf:
+                    row[i] = now
                 return
             if ev.state == "dead":
                 false_dead.add(ev.node_id)
@@ -175,7 +176,7 @@ class MembershipExperiment:
             if last_checked_changes[0] == state_changes:
                 return True
             for i in survivors.tolist():
-                keys = cores[i].table.view()  # type: ignore[union-attr]
+                keys = cores[i].table.view()
                 if len(keys) < len(directory) or np.any((keys[surv_slots] & 3) != ALIVE):
                     return False
                 if len(down) == len(crashed) and np.any((keys[crash_slots] & 3) != DEAD):
@@ -212,9 +213,9 @@ class MembershipExperiment:
                 first_detect.append(float(row.min()) - crash_at[c])
         conv = exact_since[0]
         counters: dict[str, int] = {}
-        for c in cores:
-            if c is not None:
-                for k, v in c.stats.counters.items():
+        for live in cores:
+            if live is not None:
+                for k, v in live.stats.counters.items():
                     counters[k] = counters.get(k, 0) + v
         result: dict[str, object] = {
             "nodes": n,
