@@ -22,13 +22,19 @@ import json
 import logging
 import os
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from aiohttp import web
 
 from hyperion import PROTOCOL_VERSION, protocols_spoken, software_version
+from hyperion.api.nodes import node_object
+from hyperion.api.server import ApiContext, ApiServer, load_cert, server_ssl_context
+from hyperion.api.store import ObjectStore
+from hyperion.control.catalog import CatalogChanged
 from hyperion.identity.ca import CertificateAuthority, Svid
 from hyperion.identity.errors import IdentityError
 from hyperion.identity.keys import NodeKey
@@ -69,6 +75,7 @@ class NodeOptions:
     gpus: tuple[Gpu, ...] = ()
     egress_price_per_gb: float = 0.0
     wire_version: int = PROTOCOL_VERSION  # 1: behave as a release-0.1 node on the wire
+    api_listen: str = "127.0.0.1:0"  # the Kubernetes-compatible HTTPS API
 
 
 def node_dir(mesh_dir: Path, name: str) -> Path:
@@ -163,8 +170,17 @@ class Node:
         self.addr = ""
         self.core: MeshNode | None = None
         self.driver: CoreDriver | None = None
+        self.api_addr = ""
+        self.api: ApiServer | None = None
+        self._api_ssl: ssl.SSLContext | None = None
 
     def _on_notify(self, event: object) -> None:
+        if isinstance(event, CatalogChanged):
+            if self.api is not None:
+                self.api.store.notify()
+            return
+        if self.api is not None and isinstance(event, (RecordEvent, MemberEvent)):
+            self.api.ctx.nodes_changed()
         if isinstance(event, RecordEvent):
             if event.record is not None and event.via != "self":
                 log.info(
@@ -206,7 +222,7 @@ class Node:
             spiffe_id=self.svid.spiffe_id,
             name=o.name,
             mesh_addr=self.addr,
-            api_addr="",
+            api_addr=self.api_addr,
             labels=o.labels,
             software_version=software_version(self.opts.wire_version),
             protocol_versions=protocols_spoken(o.wire_version),
@@ -243,7 +259,7 @@ class Node:
             "spiffe_id": self.svid.spiffe_id,
             "pid": os.getpid(),
             "mesh_addr": self.addr,
-            "api_addr": None,
+            "api_addr": self.api_addr or None,
             "labels": self.opts.labels,
             "version": software_version(self.opts.wire_version),
             "wire_version": self.opts.wire_version,
@@ -265,8 +281,77 @@ class Node:
                 continue
             self.creds.update(svid)
             self.svid = svid
+            if self._api_ssl is not None:
+                load_cert(self._api_ssl, svid.cert_pem, svid.key_pem, self.dir)
             self.counters.inc("svid_renewals")
             log.info("renewed SVID, valid until %s", time.ctime(svid.not_after))
+
+    # ------------------------------------------------------------ Kubernetes API
+
+    def node_objects(self) -> list[dict[str, object]]:
+        """Every member with a known record, as a Kubernetes Node."""
+        assert self.core is not None
+        now = time.time()
+        states = {str(m["node_id"]): str(m["state"]) for m in self.core.members()}
+        states[self.key.node_id] = "alive"
+        out = []
+        for nid, rec in self.core.directory.items():
+            try:
+                record = NodeRecord.from_bytes(rec.value, self.opts.wire_version)
+            except RecordError:
+                continue
+            out.append(
+                node_object(record, states.get(nid, "dead"), self.state_since.get(nid, 0.0), now)
+            )
+        return out  # type: ignore[return-value]
+
+    def pod_log_path(self, pod: dict[str, object], container: str) -> Path | None:
+        """Where this node's runtime writes a container's log (None: not on this node)."""
+        spec = pod.get("spec") or {}
+        meta = pod.get("metadata") or {}
+        if not isinstance(spec, dict) or not isinstance(meta, dict):
+            return None
+        if spec.get("nodeName") != self.opts.name:
+            return None
+        return (
+            self.dir
+            / "pods"
+            / str(meta.get("namespace"))
+            / str(meta.get("name"))
+            / (f"{container}.log")
+        )
+
+    async def _start_api(self) -> web.AppRunner:
+        assert self.core is not None and self.driver is not None
+        store = ObjectStore(
+            self.core.catalog, self.driver.execute, time.monotonic, self.core.catalog_write
+        )
+        ctx = ApiContext(
+            store=store,
+            node_name=self.opts.name,
+            trust_domain=self.trust_domain,
+            nodes=self.node_objects,  # type: ignore[arg-type]
+            log_path=self.pod_log_path,  # type: ignore[arg-type]
+        )
+        self.api = ApiServer(ctx)
+        self._api_ssl = server_ssl_context(
+            self.svid.cert_pem, self.svid.key_pem, self.svid.bundle_pem, self.dir
+        )
+        runner = web.AppRunner(self.api.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        host, _, port = self.opts.api_listen.rpartition(":")
+        site = web.TCPSite(
+            runner, host.strip("[]") or "127.0.0.1", int(port), ssl_context=self._api_ssl
+        )
+        await site.start()
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        bound = sock.getsockname()[1]
+        shown = host.strip("[]")
+        if shown in ("", "0.0.0.0", "::"):
+            shown = "127.0.0.1"
+        self.api_addr = f"{shown}:{bound}"
+        log.info("Kubernetes API on https://%s", self.api_addr)
+        return runner
 
     async def run(self, stop: asyncio.Event) -> None:
         transport = Transport(self.creds, self.counters)
@@ -300,6 +385,7 @@ class Node:
             wall_offset=time.time() - now,
             swim=PROFILES[self.opts.profile],
             pubsub=PubSubConfig.for_version(self.opts.wire_version),
+            rv_start=int(time.time() * 1000) * 1000,
         )
         self.driver = CoreDriver(
             self.core,
@@ -310,6 +396,7 @@ class Node:
             version=self.opts.wire_version,
         )
         holder.append(self.driver)
+        runner = await self._start_api()
         value = self.build_record().to_bytes(self.opts.wire_version)
         self.driver.execute(self.core.join(self.opts.join, now))
         self.driver.execute(self.core.set_record(value, now))
@@ -328,5 +415,6 @@ class Node:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await transport.close()
+            await runner.cleanup()
             await server.stop(grace=0.2)
             log.info("node %s stopped", self.opts.name)

@@ -157,6 +157,9 @@ def node_start(
             "--wire-version", help="Protocol version to speak (1: as release 0.1, for testing)"
         ),
     ] = PROTOCOL_VERSION,
+    api_listen: Annotated[
+        str, typer.Option("--api-listen", help="host:port of the Kubernetes API (HTTPS)")
+    ] = "127.0.0.1:0",
 ) -> None:
     """Run one node in the foreground until SIGINT/SIGTERM."""
     from hyperion.daemon import Node, NodeOptions
@@ -165,6 +168,7 @@ def node_start(
 
     parse_name(name)
     parse_addr(listen)
+    parse_addr(api_listen)
     seeds = [parse_addr(s.strip()) for s in join.split(",") if s.strip()]
     try:
         cpu_millis = None if cpu is None else int(parse_quantity(cpu) * 1000)
@@ -183,6 +187,7 @@ def node_start(
             gpus=parse_gpus(gpus) if gpus else (),
             egress_price_per_gb=egress_price,
             wire_version=wire_version,
+            api_listen=api_listen,
         )
     except ValueError as e:
         fail(str(e))
@@ -242,6 +247,40 @@ def up(
         run_up(nodes, mesh_dir, trust_domain, profile, svid_ttl, console, versions)
     except OSError as e:
         fail(str(e))
+
+
+@app.command("kubeconfig")
+def kubeconfig_cmd(
+    dir: DirOpt,
+    user: Annotated[str, typer.Option("--user", help="User name (spiffe://TD/user/NAME).")],
+    role: Annotated[str, typer.Option("--role", help="admin | view (read-only)")] = "admin",
+    ttl: Annotated[str, typer.Option("--ttl", help="Certificate lifetime, e.g. 24h")] = "24h",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here (0600) instead of printing.")
+    ] = None,
+) -> None:
+    """Issue a user certificate and print a kubeconfig with one context per node."""
+    from hyperion.api import kubeconfig
+    from hyperion.identity.ca import CertificateAuthority
+    from hyperion.identity.errors import IdentityError
+    from hyperion.identity.tokens import parse_ttl
+
+    mesh = load_mesh(dir)
+    servers = [
+        (str(n["name"]), str(n["api_addr"]))
+        for n in mesh.get("nodes", [])  # type: ignore[attr-defined]
+        if n.get("api_addr")
+    ]
+    try:
+        ca = CertificateAuthority.load(dir)
+        config = kubeconfig.build(ca, servers, user=user, role=role, ttl_s=parse_ttl(ttl))
+    except (IdentityError, ValueError) as e:
+        fail(str(e))
+    if out is None:
+        sys.stdout.write(kubeconfig.dump(config))
+    else:
+        kubeconfig.write(out, config)
+        console.print(f"wrote {out}")
 
 
 # -------------------------------------------------------------------------- members
@@ -491,6 +530,41 @@ def sim_gossip(
     except ValueError as e:
         fail(str(e))
     _print_result(exp.run(), f"gossip simulation, {nodes} nodes, seed {seed}", as_json)
+
+
+@sim_app.command("catalog")
+def sim_catalog(
+    nodes: Annotated[int, typer.Option("--nodes")] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    writes: Annotated[int, typer.Option("--writes", help="Writes and deletes before the heal.")] = (
+        1000
+    ),
+    loss: Annotated[float, typer.Option("--loss", help="Per-message loss probability.")] = 0.0,
+    partition_at: Annotated[
+        float, typer.Option("--partition-at", help="When the mesh splits in two (s).")
+    ] = 10.0,
+    heal_at: Annotated[float, typer.Option("--heal-at", help="When the halves reconnect (s).")] = (
+        30.0
+    ),
+    keys: Annotated[int, typer.Option("--keys", help="Objects the writes are spread over.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Object-catalog anti-entropy through a partition and its heal, measured RTTs."""
+    from hyperion.sim.catalog_run import CatalogExperiment
+
+    try:
+        exp = CatalogExperiment(
+            nodes=nodes,
+            seed=seed,
+            writes=writes,
+            loss=loss,
+            partition_at=partition_at,
+            heal_at=heal_at,
+            keys=keys,
+        )
+    except ValueError as e:
+        fail(str(e))
+    _print_result(exp.run(), f"catalog simulation, {nodes} nodes, seed {seed}", as_json)
 
 
 def _print_result(result: dict[str, object], title: str, as_json: bool) -> None:

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hyperion import PROTOCOL_VERSION
+from hyperion.api import kubeconfig
 from hyperion.identity.ca import CertificateAuthority
 from hyperion.identity.tokens import create_token
 
@@ -123,6 +124,10 @@ def start_mesh(
     tmp = mesh_dir / "mesh.json.tmp"
     tmp.write_text(json.dumps(mesh, indent=2))
     os.replace(tmp, mesh_dir / "mesh.json")
+    servers = [(str(i["name"]), str(i["api_addr"])) for i in infos if i.get("api_addr")]
+    if servers:
+        config = kubeconfig.build(CertificateAuthority.load(mesh_dir), servers, user="admin")
+        kubeconfig.write(mesh_dir / "kubeconfig", config)
     return procs, infos
 
 
@@ -162,16 +167,21 @@ def run_up(
         console.print(f"[red]error:[/] {e}")
         sys.exit(1)
     table = Table(title=f"Hyperion mesh in {mesh_dir}")
-    for col in ("name", "node id", "pid", "mesh address"):
+    for col in ("name", "node id", "pid", "mesh address", "Kubernetes API"):
         table.add_column(col)
     for info in infos:
         table.add_row(
-            str(info["name"]), str(info["node_id"])[:16], str(info["pid"]), str(info["mesh_addr"])
+            str(info["name"]),
+            str(info["node_id"])[:16],
+            str(info["pid"]),
+            str(info["mesh_addr"]),
+            f"https://{info['api_addr']}" if info.get("api_addr") else "-",
         )
     console.print(table)
     console.print(
-        f"wrote {mesh_dir / 'mesh.json'}; try: hyperion members --dir {mesh_dir}"
-        f" (or: hyperion nodes --dir {mesh_dir})"
+        f"wrote {mesh_dir / 'mesh.json'} and {mesh_dir / 'kubeconfig'}; try:\n"
+        f"  export KUBECONFIG={mesh_dir / 'kubeconfig'}; kubectl get nodes\n"
+        f"  hyperion members --dir {mesh_dir}   (or: hyperion nodes --dir {mesh_dir})"
     )
     console.print("Ctrl-C stops the mesh.")
     reported: set[int] = set()

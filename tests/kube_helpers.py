@@ -1,0 +1,101 @@
+"""Helpers for tests that drive real nodes with real kubectl and the Python client."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hyperion.cli.up import start_mesh, stop_mesh
+
+KUBECTL = "/usr/bin/kubectl"
+KUBECTL_OTHER = "/usr/lib/google-cloud-sdk/bin/kubectl.1.30"
+
+
+@contextmanager
+def mesh(tmp: Path, n: int) -> Iterator[list[dict[str, object]]]:
+    """A real ``n``-node mesh (one process per node) with ``tmp/kubeconfig``."""
+    procs, infos = start_mesh(n, tmp, "kube.test", "local", "1h")
+    try:
+        yield infos
+    finally:
+        stop_mesh(procs)
+
+
+def admin_ssl(dir: Path) -> ssl.SSLContext:
+    """A client TLS context with the admin user of ``dir/kubeconfig``."""
+    cfg = yaml.safe_load((dir / "kubeconfig").read_text())
+    user = cfg["users"][0]["user"]
+    ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
+    cert, key = dir / "admin-cert.pem", dir / "admin-key.pem"
+    cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
+    key.touch(mode=0o600)
+    key.write_bytes(base64.b64decode(user["client-key-data"]))
+    ctx = ssl.create_default_context(cadata=ca)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class Kubectl:
+    """Runs a real kubectl against the mesh in ``dir``."""
+
+    def __init__(self, dir: Path, binary: str = KUBECTL) -> None:
+        self.dir = dir
+        self.binary = binary
+        self.env = {**os.environ, "KUBECONFIG": str(dir / "kubeconfig"), "HOME": str(dir)}
+
+    def run(
+        self, *args: str, input: str | None = None, timeout: float = 30.0, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run(
+            [self.binary, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+        )
+        if check and p.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
+            )
+        return p
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "-o", "json").stdout)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [self.binary, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Call ``check`` until it returns a truthy value or raises no AssertionError."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError as e:
+            last = e
+        time.sleep(interval)
+    if last is not None:
+        raise last
+    raise AssertionError("condition not met in time")
