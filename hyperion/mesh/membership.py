@@ -272,62 +272,61 @@ class _RumorQueue:
 
     Usually the whole queue fits in one message (a handful of rumors, ``max_piggyback``
     per message), and then every ``take`` sends the same rumors in the same order. That
-    case costs O(1): the tuple built last time is handed out again and the sends are
-    counted in one offset (``_lag``) shared by every entry, until a rumor would reach its
-    limit or the queue changes (``_settle`` then writes the offset back).
+    case costs O(1): the tuple built last time (``_whole``) is handed out again, and a new
+    rumor is prepended to it. Send counts are stored relative to one offset (``_lag``)
+    that such a take advances for every entry at once.
     """
 
     __slots__ = ("_q", "_where", "_max", "_stats", "_whole", "_most", "_lag")
 
     def __init__(self, max_len: int, stats: _Stats) -> None:
-        self._q: deque[list[Any]] = deque()  # entries: [slot, update, sends, live]
+        self._q: deque[list[Any]] = deque()  # entries: [slot, update, sends - _lag, live]
         self._where: dict[int, list[Any]] = {}
         self._max = max_len
         self._stats = stats
-        self._whole: tuple[Update, ...] | None = None  # every queued rumor, in queue order
-        self._most = 0  # the highest send count among them (before ``_lag``)
-        self._lag = 0  # sends of ``_whole`` not yet added to the entries' counts
+        # Every rumor in queue order while the queue holds no dead entries; else None.
+        self._whole: tuple[Update, ...] | None = ()
+        self._most = 0  # the highest stored count in ``_whole`` (meaningless when empty)
+        self._lag = 0
 
     def __len__(self) -> int:
         return len(self._where)
 
     def put(self, slot: int, update: Update) -> None:
         self.discard(slot)
-        if len(self._where) >= self._max:
+        where = self._where
+        if len(where) >= self._max:
+            self._whole = None
             q = self._q
             while q:
                 victim = q.pop()
                 if victim[3]:
-                    del self._where[victim[0]]
+                    del where[victim[0]]
                     self._stats.inc("drop_rumor_overflow")
                     break
-        entry = [slot, update, 0, True]
+        sends = -self._lag  # zero sends so far
+        entry = [slot, update, sends, True]
         self._q.appendleft(entry)
-        self._where[slot] = entry
+        where[slot] = entry
+        whole = self._whole
+        if whole is not None:
+            if not whole or sends > self._most:
+                self._most = sends
+            self._whole = (update, *whole)
 
     def discard(self, slot: int) -> None:
-        if self._whole is not None:
-            self._settle()
         entry = self._where.pop(slot, None)
         if entry is not None:
             entry[3] = False
-
-    def _settle(self) -> None:
-        lag = self._lag
-        if lag:
-            for entry in self._q:
-                entry[2] += lag
-            self._lag = 0
-        self._whole = None
+            self._whole = None  # the queue now holds a dead entry
 
     def take(self, limit: int, cap: int) -> tuple[Update, ...]:
-        q = self._q
+        lag = self._lag
         whole = self._whole
-        if whole is not None:
-            if len(whole) <= limit and self._most + self._lag + 1 < cap:
-                self._lag += 1
-                return whole
-            self._settle()
+        if whole is not None and len(whole) <= limit and self._most + lag + 1 < cap:
+            self._lag = lag + 1  # every entry is sent once more; none reaches the cap
+            return whole
+        q = self._q
         where = self._where
         out: list[Update] = []
         popleft = q.popleft
@@ -342,15 +341,17 @@ class _RumorQueue:
                 continue
             out.append(entry[1])
             sends = entry[2] + 1
-            entry[2] = sends
-            if sends >= cap:
+            if sends + lag >= cap:
                 entry[3] = False
                 del where[entry[0]]
             else:
+                entry[2] = sends
                 requeue(entry)
-        if q and len(q) == len(where) and len(q) <= limit:
+        if len(q) == len(where) and len(q) <= limit:
             self._whole = tuple([entry[1] for entry in q])
-            self._most = max([entry[2] for entry in q])
+            self._most = max([entry[2] for entry in q], default=0)
+        else:
+            self._whole = None
         return tuple(out)
 
 
@@ -811,14 +812,16 @@ class Membership:
         the threshold. One heard second-hand waits ``suspicion_max_s``: normally the
         originator's dead rumor (or the suspect's refutation) arrives long before.
         """
-        old = self.table.get(slot)
-        self.table.set(slot, key)
+        table = self.table
+        old = table.get(slot)
+        table.set(slot, key)
         rank = key & 3
-        since = self._suspect_since.pop(slot, None)
-        if self._suspect_deadline.pop(slot, None) is not None:
-            self._deadline_dirty = True  # its suspicion timer is done
-        if since is not None and rank == ALIVE:
-            self._refute_delay.add(now - since)
+        if self._suspect_since:  # usually empty; the two dicts hold the same slots
+            since = self._suspect_since.pop(slot, None)
+            if self._suspect_deadline.pop(slot, None) is not None:
+                self._deadline_dirty = True  # its suspicion timer is done
+            if since is not None and rank == ALIVE:
+                self._refute_delay.add(now - since)
         if rank == SUSPECT:
             wait = self.suspicion_timeout() if own_suspicion else self.config.suspicion_max_s
             self._suspect_since[slot] = now
