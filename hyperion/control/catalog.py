@@ -47,10 +47,10 @@ Merkle exchange reduced to one level). Every ``round_s`` a node picks one random
 2. ``B -> A  CatalogDelta(reply=True, items, buckets, summary)`` — B's versions in the
    buckets that differ: whole entries, up to ``max_delta_items`` and
    ``max_delta_bytes`` (one entry always fits), and ``(key, timestamp)`` for the rest
-   of those buckets; ``buckets`` lists the buckets described completely (at most
-   ``max_summary`` keys are described per reply; further buckets wait for a later
-   round). The differing buckets are taken from a random starting point, so a
-   backlog is worked through evenly.
+   of those buckets; ``buckets`` lists the buckets described completely (a reply
+   describes at most ``max_summary`` keys in ``max_summary_bytes``; further buckets
+   wait for a later round). The differing buckets are taken from a random starting
+   point, so a backlog is worked through evenly.
 3. ``A -> B  CatalogDelta(reply=False, items)`` — after applying what won, A sends the
    versions B lacks or holds older: keys of the described buckets absent from B's
    description, and keys B described with an older timestamp (bounded the same way).
@@ -58,6 +58,13 @@ Merkle exchange reduced to one level). Every ``round_s`` a node picks one random
 Whatever does not fit follows in a later round (the buckets still differ), and is
 counted in ``deferred_items`` / ``deferred_buckets``: nothing is dropped silently.
 A lost message costs only that exchange; the next round repeats it with another peer.
+A bucket ships whole, so an exchange costs about (differing keys) x (keys per bucket)
+entries: keep ``buckets`` near the number of objects over a few (64 suits hundreds
+to a few thousand objects; the digest costs 8 bytes per bucket per round).
+
+A version is one immutable ``CatalogItem``, stored as received and sent on as is
+(the simulator's nodes share one object per version); ``Entry`` is the local view
+of it with this node's rv.
 
 *Push.* A local write is also sent at once to ``push_fanout`` random peers as a
 ``CatalogDelta(reply=False)`` with that one entry; anti-entropy carries it the rest of
@@ -76,6 +83,8 @@ import heapq
 import json
 import random
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import ne
 from typing import Any
 
 from hyperion.control.hlc import MAX_SKEW_MS, Hlc, Timestamp
@@ -497,7 +506,8 @@ class Catalog:
     # -------------------------------------------------------- core interface
 
     def next_deadline(self) -> float | None:
-        d = self._next_round if self.peers.others(self.node_id) else None
+        peers = self.peers
+        d = self._next_round if len(peers.ids) > (self.node_id in peers) else None
         if self._gc:
             g = self._gc[0][0] / 1000.0 + self.config.tombstone_ttl_s - self.wall_offset
             d = g if d is None else min(d, g)
@@ -548,7 +558,7 @@ class Catalog:
         if not msg.src_addr:
             self._reject("no_addr")
             return []
-        differ = [b for b in range(nb) if mine[b] != theirs[b]]
+        differ = builtins.list(compress(range(nb), map(ne, mine, theirs)))
         items, summary, covered = self._describe(differ)
         reply = CatalogDelta(
             self.node_id, self.addr, True, tuple(items), tuple(covered), tuple(summary)
@@ -631,6 +641,7 @@ class Catalog:
         covered: builtins.list[int] = []
         budget = c.max_delta_bytes
         described = described_bytes = 0
+        held = self._held
         start = self.rng.randrange(len(differ))
         for n, b in enumerate(differ[start:] + differ[:start]):
             keys = self._bucket_keys[b]
@@ -657,8 +668,18 @@ class Catalog:
             covered.append(b)
             described += len(keys)
             described_bytes += cost
-            for key in keys:
-                budget = self._put(key, items, summary, budget)
+            if len(items) + len(keys) <= c.max_delta_items:  # the usual case, inlined
+                for key in keys:
+                    it = held[key][0]
+                    size = it.nbytes + ITEM_OVERHEAD_BYTES
+                    if items and size > budget:
+                        budget = self._put(key, items, summary, budget)
+                        continue
+                    items.append(it)
+                    budget -= size
+            else:
+                for key in keys:
+                    budget = self._put(key, items, summary, budget)
         return items, summary, covered
 
     def _put(
@@ -686,7 +707,7 @@ class Catalog:
         candidates: builtins.list[CatalogItem] = []
         for key, ts in theirs.items():
             h = held.get(key)
-            if h is not None and h[0].ts > ts:
+            if h is not None and h[0].ts is not ts and h[0].ts > ts:  # shared stamps: same
                 candidates.append(h[0])
         for b in covered:
             for key in self._bucket_keys[b]:

@@ -654,8 +654,7 @@ def catalog_body_size(
     else:
         assert type(msg) is cat.CatalogDelta
         n += 2 if msg.reply else 0
-        for it in msg.items:
-            n += item_size(it)
+        n += sum(map(item_size, msg.items))
         if msg.buckets:  # packed varints (one byte each below 128)
             b = msg.buckets
             n += _len_field(len(b) if max(b) < 128 else sum(_varint_len(x) for x in b))
