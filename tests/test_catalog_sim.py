@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from hyperion.sim.catalog_run import CatalogExperiment, sim_catalog
@@ -41,6 +45,17 @@ def test_bad_settings_are_refused(kw: dict[str, object]) -> None:
     args: dict[str, object] = {"nodes": 10, "seed": 1, **kw}
     with pytest.raises(ValueError):
         CatalogExperiment(**args)  # type: ignore[arg-type]
+
+
+def test_cli_prints_one_json_object_and_refuses_bad_settings() -> None:
+    args = [sys.executable, "-m", "hyperion", "sim", "catalog", "--nodes", "40", "--seed", "2"]
+    args += ["--writes", "40", "--loss", "0.01", "--partition-at", "1", "--heal-at", "3"]
+    r = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["nodes"] == 40 and out["identical"] is True and "converged_s_after_heal" in out
+    bad = subprocess.run([*args, "--heal-at", "0.5"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")
 
 
 @pytest.mark.slow
