@@ -805,6 +805,24 @@ def _remove_path(obj: Any, path: Path, node: Schema | None) -> None:
         parent[:] = [v for v in parent if isinstance(v, dict | list) or _value_element(v) != el]
 
 
+def _interleave(config_keys: list[str], live_keys: list[str]) -> list[str]:
+    """Merged list order: the configuration's items in its order, each item only the
+    live object has placed right after the item that preceded it there."""
+    taken = set(config_keys)
+    head: list[str] = []
+    followers: dict[str, list[str]] = {}
+    for i, k in enumerate(live_keys):
+        if k not in taken:
+            (followers.setdefault(live_keys[i - 1], []) if i else head).append(k)
+    out: list[str] = []
+    stack = list(reversed(config_keys)) + list(reversed(head))
+    while stack:
+        k = stack.pop()
+        out.append(k)
+        stack.extend(reversed(followers.get(k, ())))
+    return out
+
+
 def _apply_merge(node: Schema | None, live: Any, config: Any) -> Any:
     if isinstance(config, dict) and isinstance(live, dict) and _granular(node):
         out = dict(live)
@@ -815,22 +833,24 @@ def _apply_merge(node: Schema | None, live: Any, config: Any) -> Any:
         return out
     if isinstance(config, list) and isinstance(live, list) and node is not None:
         if node.list_type == "map" and node.list_map_keys:
-            out_list = list(live)
-            index = {_key_element(item, node): i for i, item in enumerate(out_list)}
-            for item in config:
-                el = _key_element(item, node)
-                if el is not None and el in index:
-                    i = index[el]
-                    out_list[i] = _apply_merge(node.items, out_list[i], item)
-                else:
-                    out_list.append(copy_json(item))
-            return out_list
-        if node.list_type == "set":
-            out_list = list(live)
-            for v in config:
-                if not any(json_equal(v, x) for x in out_list):
-                    out_list.append(copy_json(v))
-            return out_list
+            live_els = [_key_element(item, node) for item in live]
+            cfg_els = [_key_element(item, node) for item in config]
+            if None in live_els or len(set(live_els)) != len(live_els):
+                return _without_nulls(config)  # a live list we cannot key: replace it
+            items: dict[str, Any] = dict(zip(live_els, live, strict=True))  # type: ignore[arg-type]
+            for el, item in zip(cfg_els, config, strict=True):
+                assert el is not None  # field_set(strict=True) checked the configuration
+                items[el] = _apply_merge(node.items, items.get(el), item)
+            order = _interleave(list(dict.fromkeys(cfg_els)), live_els)  # type: ignore[arg-type]
+            return [items[el] for el in order]
+        if node.list_type == "set" and all(not isinstance(v, dict | list) for v in live + config):
+            values = {_value_element(v): v for v in live}
+            values.update({_value_element(v): v for v in config})
+            order = _interleave(
+                list(dict.fromkeys(_value_element(v) for v in config)),
+                list(dict.fromkeys(_value_element(v) for v in live)),
+            )
+            return [values[el] for el in order]
     return _without_nulls(config)
 
 
@@ -1007,11 +1027,12 @@ def apply_patch(
 ) -> tuple[dict[str, Any], list[Conflict]]:
     """Server-side apply of ``applied`` (the parsed apply-patch+yaml body) as ``manager``.
 
-    Returns (object, conflicts). With conflicts and not ``force``, nothing is applied:
-    the object returned is ``live`` unchanged (``{}`` if None), and the caller answers
-    409 (``conflict_message``, ``Conflict.cause``). Otherwise the object is ``live``
-    merged with ``applied`` and its ``metadata.managedFields`` updated; ``time`` (an
-    RFC 3339 string) is set on the applier's entry if given, else left for the caller.
+    Returns (object, conflicts). Conflicts are returned only when nothing was applied
+    (``force`` false): the object is then ``live`` unchanged (``{}`` if None) and the
+    caller answers 409 (``conflict_message``, ``Conflict.cause``). Otherwise conflicts
+    is empty (forced ones were taken over) and the object is ``live`` merged with
+    ``applied``, its ``metadata.managedFields`` updated. The applier's entry gets
+    ``time`` (an RFC 3339 string) if given, else none: the caller stamps it.
 
     Supported, as Kubernetes does it:
 
@@ -1036,8 +1057,9 @@ def apply_patch(
     ``x-kubernetes-map-type: granular`` vs ``separable`` nuances, the
     ``kubectl.kubernetes.io/last-applied-configuration`` hand-over between client-side
     and server-side apply, apply-time defaulting of fields other than list keys
-    (callers default the result), order of merged associative lists (new items are
-    appended; Kubernetes may interleave), and the 10 ``Update`` managers cap.
+    (callers default the result), and the 10 ``Update`` managers cap. Item order in
+    merged lists is a close approximation of structured-merge-diff's (configuration
+    order, live-only items kept in place), not a byte-for-byte port.
 
     Raises ``PatchError`` for a configuration that is not an object, names another kind
     or apiVersion, sets ``metadata.managedFields``, or has an associative-list item
@@ -1101,7 +1123,8 @@ def apply_patch(
         raise PatchError("the applied object must be a JSON object")
     previous = me.fields if me is not None else set()
     kept = _prefixes(new_set.union(*(m.fields for m in others)))
-    for p in sorted(previous - new_set, key=len, reverse=True):
+    # Shortest first: removing an item removes what is below it.
+    for p in sorted(previous - new_set, key=len):
         if p not in kept:
             _remove_path(result, p, node)
 
@@ -1109,10 +1132,9 @@ def apply_patch(
         me = _Manager(manager, APPLY, rt.api_version, subresource, None, set())
     me.fields = new_set
     me.api_version = rt.api_version
-    if time is not None:
-        me.time = time
+    me.time = time  # None: the caller stamps the entry it finds without a time
     _store_managers(result, [*others, me])
-    return result, conflicts
+    return result, []
 
 
 def _changed(rt: ResourceType, old: Any, new: Any) -> tuple[set[Path], set[Path]]:
@@ -1183,8 +1205,7 @@ def update_managed_fields(
             me = _Manager(manager, UPDATE, rt.api_version, subresource, None, set())
             managers.append(me)
         me.fields |= changed
-        if time is not None:
-            me.time = time
+        me.time = time  # None: the caller stamps the entry it finds without a time
     _store_managers(out, managers)
     return out
 

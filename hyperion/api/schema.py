@@ -4686,7 +4686,8 @@ def _default_pod(obj: dict[str, Any]) -> None:
                     requests = res["requests"] = {}
                 if isinstance(requests, dict):
                     for name, q in res["limits"].items():
-                        requests.setdefault(name, copy_json(q))
+                        if quantity_value(q) is not None:
+                            requests.setdefault(name, copy_json(q))
 
 
 def _default_template(spec: dict[str, Any]) -> None:
