@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kube_helpers import KUBECTL_OTHER, Kubectl, eventually, mesh
+from kube_helpers import KUBECTL, KUBECTL_OTHER, Kubectl, eventually, mesh
 
 HWL = """\
 apiVersion: hyperion.io/v1alpha1
@@ -76,6 +76,11 @@ spec:
     image: busybox
     command: ["sh", "-c", "echo hi"]
 """
+
+
+pytestmark = pytest.mark.skipif(
+    not Path(KUBECTL).exists(), reason=f"real kubectl is not installed at {KUBECTL}"
+)
 
 
 @pytest.fixture(scope="module")
