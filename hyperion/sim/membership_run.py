@@ -17,9 +17,13 @@ Metrics:
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +39,26 @@ CHECK_EVERY_S = 0.5
 
 def sim_node_id(seed: int, i: int) -> str:
     return hashlib.sha256(f"hyperion-sim:{seed}:{i}".encode()).hexdigest()[:40]
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the duration of a run.
+
+    A run allocates tens of millions of short-lived objects (messages, effects, heap
+    entries) beside millions of long-lived ones (the cores' state), and the collector
+    keeps re-scanning the long-lived ones: about a quarter of the CPU time of a 10,000-node
+    run. The SWIM cores and this harness make no reference cycles (``gc.collect()`` after
+    a paused 10,000-node run finds nothing), so reference counting frees everything and
+    peak memory stays where it was.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass
@@ -64,6 +88,10 @@ class MembershipExperiment:
             raise ValueError("--start must be formed or join")
 
     def run(self) -> dict[str, object]:
+        with cyclic_gc_paused():
+            return self._run()
+
+    def _run(self) -> dict[str, object]:
         wall0 = time.perf_counter()
         n = self.nodes
         matrix = rtt_mod.load()
@@ -157,7 +185,7 @@ class MembershipExperiment:
             cores[c] = None
 
         for c, t in crash_at.items():
-            sim.at(t, lambda c=c: crash(c))
+            sim.at(t, functools.partial(crash, c))
 
         # Convergence checker.
         survivors = np.array([i for i in range(n) if i not in crashed_set], dtype=np.int64)
