@@ -29,11 +29,9 @@ driver passes the offset between its wall clock and ``now`` (0 in the simulator)
 
 from __future__ import annotations
 
-import importlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from hyperion.control.catalog import (
     Catalog,
@@ -58,6 +56,7 @@ from hyperion.mesh.membership import (
     SwimConfig,
 )
 from hyperion.mesh.pubsub import Delivery, PubSub, PubSubConfig, Rpc
+from hyperion.mesh.records import NodeRecord
 
 NODES_TOPIC = "hyperion/nodes"
 _MEMBERSHIP_TYPES = (Ping, Ack, PingReq, Gossip, Broadcast, PushPull)
@@ -407,10 +406,7 @@ class MeshNode:
 
 def _protocols_of(value: bytes) -> tuple[int, ...]:
     """The protocol versions a node-record value lists (none if it is not one)."""
-    # Imported by name when first needed: records pulls in the generated protobuf code,
-    # which the machine-plane cores and their strict type check otherwise stay clear of.
-    records: Any = importlib.import_module("hyperion.mesh.records")
     try:
-        return tuple(records.NodeRecord.from_bytes(value).protocol_versions)
+        return NodeRecord.from_bytes(value).protocol_versions
     except ValueError:  # not a node record (tests may publish any bytes)
         return ()
