@@ -380,7 +380,8 @@ def _normalize_order(
 
 
 def _partition(merged: list[Any], by: list[Any], merge_key: str) -> tuple[list[Any], list[Any]]:
-    present, absent = [], []
+    present: list[Any] = []
+    absent: list[Any] = []
     for item in merged:
         (present if _order_index(by, item, merge_key) >= 0 else absent).append(item)
     return present, absent
@@ -614,15 +615,18 @@ class Conflict:
     api_version: str
     subresource: str
     field: str
+    time: str = ""
 
     @property
     def owner(self) -> str:
-        """The owner as Kubernetes names it: ``"kubectl-edit" using apps/v1``."""
+        """The owner as Kubernetes names it: ``"kubectl-edit" using apps/v1 at <time>``."""
         text = json.dumps(self.manager)
         if self.subresource:
             text += f" with subresource {json.dumps(self.subresource)}"
         if self.operation == UPDATE:
             text += f" using {self.api_version}"
+            if self.time:
+                text += f" at {self.time}"
         return text
 
     def cause(self) -> dict[str, str]:
@@ -724,7 +728,7 @@ def _walk_set(node: Schema | None, value: Any, prefix: Path, out: set[Path], str
             elements = [_value_element(v) for v in value]
             if len(set(elements)) != len(elements) and strict:
                 raise PatchError(f"{path_string(prefix)}: duplicate entries in a set list")
-            out.update((*prefix, el) for el in elements)
+            out.update((*prefix, el) for el in elements if el is not None)
             return
     if prefix:
         out.add(prefix)
@@ -1109,7 +1113,14 @@ def apply_patch(
                 continue
             if not json_equal(lv, cv):
                 conflicts.append(
-                    Conflict(m.manager, m.operation, m.api_version, m.subresource, path_string(p))
+                    Conflict(
+                        m.manager,
+                        m.operation,
+                        m.api_version,
+                        m.subresource,
+                        path_string(p),
+                        m.time if isinstance(m.time, str) else "",
+                    )
                 )
     if conflicts and not force:
         return base, conflicts
@@ -1191,7 +1202,7 @@ def update_managed_fields(
     else:
         managers = old_managers
     if old_obj is None:
-        changed, removed = field_set(rt, out), set()
+        changed, removed = field_set(rt, out), set[Path]()
     else:
         changed, removed = _changed(rt, old_obj, out)
     identity = (manager, UPDATE, subresource, rt.api_version)
@@ -1207,6 +1218,7 @@ def update_managed_fields(
         me.fields |= changed
         me.time = time  # None: the caller stamps the entry it finds without a time
     _store_managers(out, managers)
+    assert isinstance(out, dict)
     return out
 
 

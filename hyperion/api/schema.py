@@ -754,7 +754,7 @@ _QUANTITY_DETAIL = "quantities must match the regular expression '^([0-9.]+)([eE
 
 
 def _check_labels(value: Any, path: str) -> list[FieldError]:
-    errs = []
+    errs: list[FieldError] = []
     for k, v in value.items():
         errs.extend(invalid(path, k, m) for m in is_qualified_name(str(k)))
         if isinstance(v, str):
@@ -763,7 +763,7 @@ def _check_labels(value: Any, path: str) -> list[FieldError]:
 
 
 def _check_annotations(value: Any, path: str) -> list[FieldError]:
-    errs = []
+    errs: list[FieldError] = []
     size = 0
     for k, v in value.items():
         errs.extend(invalid(path, k, m) for m in is_qualified_name(str(k).lower()))
@@ -774,7 +774,7 @@ def _check_annotations(value: Any, path: str) -> list[FieldError]:
 
 
 def _check_finalizers(value: Any, path: str) -> list[FieldError]:
-    errs = []
+    errs: list[FieldError] = []
     for v in value:
         if isinstance(v, str):
             errs.extend(invalid(path, v, m) for m in is_qualified_name(v))
@@ -790,7 +790,7 @@ def _is_extended_resource(name: str) -> bool:
 
 
 def _check_resource_list(value: Any, path: str) -> list[FieldError]:
-    errs = []
+    errs: list[FieldError] = []
     for k, v in value.items():
         name = str(k)
         p = _key(path, name)
@@ -3087,7 +3087,6 @@ EVENT = _ref(
 
 _APPS = "io.k8s.api.apps.v1."
 _BATCH = "io.k8s.api.batch.v1."
-_SELECTOR_FIELD = LABEL_SELECTOR
 _INT_OR_PERCENT = Schema(
     "int-or-string", _INT_OR_STRING.description, name=_INT_OR_STRING.name, check=_int_or_percent
 )
@@ -3118,7 +3117,7 @@ DEPLOYMENT = _obj(
                 "revisionHistoryLimit": _nonneg(
                     "The number of old ReplicaSets to retain to allow rollback. Defaults to 10."
                 ),
-                "selector": _SELECTOR_FIELD,
+                "selector": LABEL_SELECTOR,
                 "strategy": _obj(
                     _APPS + "DeploymentStrategy",
                     "DeploymentStrategy describes how to replace existing pods with new ones.",
@@ -3254,7 +3253,7 @@ STATEFUL_SET = _obj(
                     "revisions that will be maintained in the "
                     "StatefulSet's revision history."
                 ),
-                "selector": _SELECTOR_FIELD,
+                "selector": LABEL_SELECTOR,
                 "serviceName": _str(
                     "serviceName is the name of the service that governs this StatefulSet."
                 ),
@@ -3402,7 +3401,7 @@ JOB = _obj(
                     enum=("TerminatingOrFailed", "Failed"),
                 ),
                 "scheduling": _any("(newer API servers)"),
-                "selector": _SELECTOR_FIELD,
+                "selector": LABEL_SELECTOR,
                 "successPolicy": _any(
                     "successPolicy specifies the policy when the Job can be declared as succeeded."
                 ),
@@ -4158,13 +4157,11 @@ def _validate_pod_template(
 
 
 def _validate_selector_and_template(
-    spec: dict[str, Any], errs: list[FieldError], kind: str, *, required_selector: bool = True
+    spec: dict[str, Any], errs: list[FieldError], kind: str
 ) -> None:
+    # A missing selector is the structural walk's "Required value" (or, for a job, is
+    # generated); here: not empty, and it must select the template's labels.
     selector = spec.get("selector")
-    if selector is None:
-        if required_selector:
-            pass  # reported by the structural walk ("spec.selector: Required value")
-        return
     if not isinstance(selector, dict):
         return
     if _is_empty_selector(selector):
@@ -4274,8 +4271,8 @@ def _validate_deployment(obj: dict[str, Any], errs: list[FieldError]) -> None:
                         "must not be greater than 100%",
                     )
                 )
-    deadline, min_ready = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds")
-    if _is_int(deadline) and _is_int(min_ready) and deadline <= min_ready:
+    deadline, min_ready = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds", 0)
+    if isinstance(deadline, int) and isinstance(min_ready, int) and deadline <= min_ready:
         errs.append(
             invalid(
                 "spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds"
@@ -4322,7 +4319,7 @@ def _validate_job(obj: dict[str, Any], errs: list[FieldError]) -> None:
         return
     if spec.get("manualSelector") is True and spec.get("selector") is None:
         errs.append(required("spec.selector"))
-    _validate_selector_and_template(spec, errs, "job", required_selector=False)
+    _validate_selector_and_template(spec, errs, "job")
     _validate_pod_template(
         spec.get("template"), "spec.template", errs, restart_policies=("OnFailure", "Never")
     )
@@ -4493,6 +4490,7 @@ def _pod_masked(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
                         n["image"] = o["image"]
                     else:
                         n.pop("image", None)
+    assert isinstance(masked, dict)
     return masked
 
 
@@ -4576,9 +4574,9 @@ def _schema_defaults(node: Schema, value: Any) -> None:
                 if sub.has_default and value.get(k) is None:
                     value[k] = copy_json(sub.default)
             for k, v in value.items():
-                sub = node.properties.get(k) if isinstance(k, str) else None
-                if sub is not None:
-                    _schema_defaults(sub, v)
+                prop = node.properties.get(k) if isinstance(k, str) else None
+                if prop is not None:
+                    _schema_defaults(prop, v)
         elif node.additional is not None:
             for v in value.values():
                 _schema_defaults(node.additional, v)
@@ -4637,7 +4635,7 @@ def _default_container(c: dict[str, Any]) -> None:
             _set_default(field_ref, "apiVersion", "v1")
 
 
-_VOLUME_SOURCE_NAMES = tuple(k for k in _VOLUME_SOURCES)
+_VOLUME_SOURCE_NAMES = tuple(_VOLUME_SOURCES)
 _DEFAULT_MODE = 0o644  # 420, what kubectl shows as defaultMode
 
 
@@ -4841,8 +4839,15 @@ def _generate_job_selector(obj: dict[str, Any], spec: dict[str, Any]) -> None:
     if isinstance(name, str) and name:
         labels.setdefault(JOB_NAME_LABEL, name)
         labels.setdefault("job-name", name)
-    if spec.get("selector") is None:
+    selector = spec.get("selector")
+    if selector is None:
         spec["selector"] = {"matchLabels": {JOB_UID_LABEL: uid}}
+    elif isinstance(selector, dict):
+        match = selector.get("matchLabels")
+        if match is None:
+            match = selector["matchLabels"] = {}
+        if isinstance(match, dict):
+            match.setdefault(JOB_UID_LABEL, uid)
 
 
 _KIND_DEFAULTS: Mapping[str, Callable[[dict[str, Any]], None]] = MappingProxyType(

@@ -414,7 +414,7 @@ def _pod_row(pod: dict[str, Any], now: float) -> Row:
     init_specs = {_str(c.get("name")): c for c in _dicts(_get(spec, "initContainers"))}
 
     def restartable(name: Any) -> bool:
-        return _get(init_specs.get(_str(name)), "restartPolicy") == "Always"
+        return bool(_get(init_specs.get(_str(name)), "restartPolicy") == "Always")
 
     total += sum(1 for c in init_specs.values() if c.get("restartPolicy") == "Always")
 
@@ -526,7 +526,7 @@ def _pod_row(pod: dict[str, Any], now: float) -> Row:
 
 
 def _service_external_ip(svc: dict[str, Any]) -> str:
-    spec = svc.get("spec") if isinstance(svc.get("spec"), dict) else {}
+    spec: dict[str, Any] = svc["spec"] if isinstance(svc.get("spec"), dict) else {}
     stype = _str(spec.get("type")) or "ClusterIP"
     external = (
         [x for x in spec.get("externalIPs") or [] if isinstance(x, str)]
@@ -646,7 +646,9 @@ def _event_row(ev: dict[str, Any], now: float) -> Row:
         count = _int(series.get("count"))
     elif count == 0:
         count = 1
-    involved = ev.get("involvedObject") if isinstance(ev.get("involvedObject"), dict) else {}
+    involved: dict[str, Any] = (
+        ev["involvedObject"] if isinstance(ev.get("involvedObject"), dict) else {}
+    )
     kind, name = _str(involved.get("kind")).lower(), _str(involved.get("name"))
     target = f"{kind}/{name}" if name else kind
     component = _str(_get(ev, "source", "component")) or _str(ev.get("reportingComponent"))
