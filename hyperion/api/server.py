@@ -63,6 +63,7 @@ LOG_POLL_S = 0.05
 ADMIN_GROUP = "system:masters"
 VIEW_GROUP = "hyperion:view"
 READ_VERBS = frozenset({"get", "list", "watch"})
+OPENAPI_V2 = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 DISCOVERY_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
@@ -401,18 +402,19 @@ class ApiServer:
                 }
             )
         # openapi
+        if len(segs) == 2 and segs[1] == "v2":
+            return web.Response(body=schema.openapi_v2_pb(), headers={"Content-Type": OPENAPI_V2})
         if len(segs) >= 2 and segs[1] == "v3":
             if len(segs) == 2:
                 return _json(schema.openapi_v3_index())
             rest = segs[2:]
+            data = None
             if rest[0] == "api" and len(rest) == 2:
-                doc = schema.openapi_v3_doc("", rest[1])
+                data = schema.openapi_v3_doc_json("", rest[1])
             elif rest[0] == "apis" and len(rest) == 3:
-                doc = schema.openapi_v3_doc(rest[1], rest[2])
-            else:
-                doc = None
-            if doc is not None:
-                return _json(doc)
+                data = schema.openapi_v3_doc_json(rest[1], rest[2])
+            if data is not None:
+                return web.Response(body=data, content_type="application/json")
         raise self._nf()
 
     # ---------------------------------------------------------------- discovery
@@ -881,7 +883,10 @@ class ApiServer:
         return (schema.prune(rt, obj) if unknown else obj), warnings
 
     def _validate(self, rt: ResourceType, obj: dict[str, Any]) -> None:
-        problems = schema.validate(rt, obj)
+        self._report(rt, obj, schema.validate(rt, obj))
+
+    def _report(self, rt: ResourceType, obj: dict[str, Any], problems: list[Any]) -> None:
+        """422 Invalid with one cause per field error, if there are any."""
         if problems:
             name = str((obj.get("metadata") or {}).get("name") or "")
             causes = [{"reason": p.type, "message": p.message, "field": p.field} for p in problems]
@@ -927,6 +932,7 @@ class ApiServer:
             meta.pop("namespace", None)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
+        meta["uid"] = str(uuid.uuid4())  # before defaults: a Job's selector is made from it
         obj = schema.apply_defaults(rt, obj)
         meta = obj["metadata"]
         meta.pop("resourceVersion", None)
@@ -939,7 +945,6 @@ class ApiServer:
         key = _key(rt, t.namespace, name)
         if self.store.get(key) is not None:
             raise errors.already_exists(rt.plural, rt.group, name)
-        meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = rfc3339(self.ctx.wall())
         meta["generation"] = 1
         meta.pop("deletionTimestamp", None)
@@ -948,39 +953,24 @@ class ApiServer:
             obj["status"] = {"phase": "Active"}
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
         if operation is not None:
-            self._record_manager(request, obj, operation, caller)
+            obj = patch.update_managed_fields(
+                None, obj, rt, self._manager(request, caller), time=rfc3339(self.ctx.wall())
+            )
         if self._dry_run(request):
             return _json(with_rv(obj, self.store.rv), 201, self._headers(warnings))
         change = self.store.write(key, obj)
         assert change is not None
         return _json(with_rv(obj, change.rv), 201, self._headers(warnings))
 
-    def _record_manager(
-        self, request: web.Request, obj: dict[str, Any], operation: str, caller: Caller
-    ) -> None:
+    def _manager(self, request: web.Request, caller: Caller) -> str:
+        """The field manager: ``fieldManager``, else the User-Agent's product, else the user."""
         manager = request.query.get("fieldManager")
         if manager is None:
             ua = request.headers.get("User-Agent", "")
             manager = ua.split("/", 1)[0] if ua else caller.name
         if len(manager) > 128:
             raise errors.bad_request("fieldManager must be at most 128 characters")
-        meta = obj["metadata"]
-        entries = [
-            e for e in meta.get("managedFields") or []
-            if not (isinstance(e, dict) and e.get("manager") == manager
-                    and e.get("operation") == operation)
-        ]  # fmt: skip
-        entries.append(
-            {
-                "manager": manager,
-                "operation": operation,
-                "apiVersion": obj.get("apiVersion", ""),
-                "time": rfc3339(self.ctx.wall()),
-                "fieldsType": "FieldsV1",
-                "fieldsV1": {},
-            }
-        )
-        meta["managedFields"] = entries
+        return manager
 
     def _stored(self, t: Target) -> dict[str, Any]:
         key = _key(t.rt, t.namespace, t.name)
@@ -1034,8 +1024,11 @@ class ApiServer:
         obj: dict[str, Any],
         warnings: list[str],
         sub_override: str | None = None,
+        managed: bool = True,
     ) -> web.Response:
-        """Finish an update or patch: preserve server-owned fields, check, store."""
+        """Finish an update or patch: preserve server-owned fields, check, store.
+
+        ``managed``: record the write in managedFields (server-side apply already did)."""
         rt = t.rt
         sub = t.sub if sub_override is None else sub_override
         meta = dict(_meta(obj))
@@ -1080,10 +1073,15 @@ class ApiServer:
             else:
                 meta.pop(keep, None)
         obj = schema.apply_defaults(rt, obj)
+        if managed:
+            obj = patch.update_managed_fields(
+                cur, obj, rt, self._manager(request, self.caller(request)), subresource=sub,
+                time=rfc3339(self.ctx.wall()),
+            )  # fmt: skip
         meta = obj["metadata"]
         if _spec_of(obj) != _spec_of(schema.apply_defaults(rt, cur)):
             meta["generation"] = int(cmeta.get("generation") or 0) + 1
-        self._validate(rt, obj)
+        self._report(rt, obj, schema.validate_update(rt, obj, cur))
         meta.pop("resourceVersion", None)
         if self._dry_run(request):
             return _json(with_rv(obj, self.store.rv), 200, self._headers(warnings))
@@ -1152,26 +1150,23 @@ class ApiServer:
         if live is None and t.sub:
             raise errors.not_found(rt.plural, rt.group, t.name)
         try:
-            new, conflicts = patch.apply_patch(live, applied, rt, manager, force)
+            new, conflicts = patch.apply_patch(
+                live, applied, rt, manager, force, subresource=t.sub, time=rfc3339(self.ctx.wall())
+            )
         except patch.PatchError as e:
             raise errors.ApiError(422, "Invalid", str(e)) from None
         if conflicts:
-            lines = "\n".join(f"- {c}" for c in conflicts)
             raise errors.ApiError(
                 409,
                 "Conflict",
-                f"Apply failed with {len(conflicts)} conflict{'s' if len(conflicts) > 1 else ''}: "
-                f"{lines}",
+                patch.conflict_message(conflicts),
+                details={"causes": [c.cause() for c in conflicts]},
             )
-        now = rfc3339(self.ctx.wall())
-        for e in (new.get("metadata") or {}).get("managedFields") or []:
-            if isinstance(e, dict) and not e.get("time"):
-                e["time"] = now
         if live is None:
             new.setdefault("metadata", {})["name"] = t.name
             caller = self.caller(request)
             return self.create(request, t, new, caller, operation=None)
-        return self._commit(request, t, live, new, warnings)
+        return self._commit(request, t, live, new, warnings, managed=False)
 
     # ------------------------------------------------------------------- delete
 
