@@ -211,3 +211,38 @@ def test_no_client_certificate_is_refused_at_handshake(
         input="GET /version HTTP/1.0\r\n\r\n", capture_output=True, text=True, timeout=10,
     )  # fmt: skip
     assert "HTTP/1" not in p.stdout
+
+
+def test_certificate_expiring_mid_connection_gets_401(
+    api: tuple[client.ApiClient, Path, list[dict]], tmp_path: Path
+) -> None:
+    """Continuous authorization: the same TLS connection stops working at expiry."""
+    import time
+
+    from hyperion.identity.ca import CertificateAuthority
+    from hyperion.identity.spiffe import user_spiffe_id
+
+    _, dir, infos = api
+    ca = CertificateAuthority.load(dir)
+    svid = ca.issue_svid(
+        user_spiffe_id(ca.trust_domain, "brief"), ttl_s=1.5, groups=("system:masters",)
+    )
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_bytes(svid.cert_pem)
+    key.write_bytes(svid.key_pem)
+    ctx = ssl.create_default_context(cadata=ca.bundle_pem.decode())
+    ctx.check_hostname = False
+    ctx.load_cert_chain(cert, key)
+    host, port = str(infos[0]["api_addr"]).rsplit(":", 1)
+    conn = http.client.HTTPSConnection(host, int(port), context=ctx)
+    conn.request("GET", "/api/v1/namespaces/default")
+    first = conn.getresponse()
+    first.read()
+    assert first.status == 200
+    time.sleep(max(0.0, svid.not_after - time.time()) + 1.1)
+    conn.request("GET", "/api/v1/namespaces/default")
+    second = conn.getresponse()
+    status = json.loads(second.read())
+    conn.close()
+    assert second.status == 401 and status["reason"] == "Unauthorized"
+    assert "expired" in status["message"]
