@@ -136,3 +136,16 @@ def test_numpy_evaluator_matches_torch_policy() -> None:
         if done:
             obs, _ = env.reset()
     assert checked == 40
+
+
+def test_behaviour_cloning_dataset_is_training_only_and_matches_the_teacher() -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sb3_contrib")
+    pytest.importorskip("gymnasium")
+    from hyperion.sim.fleet.train import clone_dataset
+
+    with pytest.raises(ValueError):
+        clone_dataset("skypilot-like", seeds.validation_seeds(2))
+    obs, mask, act = clone_dataset("skypilot-like", range(10, 13))
+    assert obs.shape[0] == mask.shape[0] == act.shape[0] > 0
+    assert mask[np.arange(act.size), act].all()  # the teacher's pick is never masked
