@@ -10,7 +10,8 @@ kubeconfig:
 * ``get_ms``: GET of one object over a kept-alive HTTPS connection, client-side (an upper
   bound of the server-side time, which excludes the client and the TLS records).
 * ``list_table_ms``: ``--pods`` pods listed in one request as a Table (what kubectl
-  asks for), client-side, after creating them on node-1.
+  asks for), client-side, after creating them on node-1 and waiting ``--settle`` s for
+  the replication to the other nodes (which loads node-1) to finish.
 * ``watch_fanout_s``: ``--watchers`` concurrent watches on node-1 (one TLS connection
   each), then one update: time until every watcher has received it.
 
@@ -111,7 +112,9 @@ async def get_latency(s: aiohttp.ClientSession, url: str, n: int) -> list[float]
     return out
 
 
-async def list_table(s: aiohttp.ClientSession, url: str, pods: int) -> dict[str, float]:
+async def list_table(
+    s: aiohttp.ClientSession, url: str, pods: int, settle_s: float
+) -> dict[str, float]:
     sem = asyncio.Semaphore(32)
     t0 = time.perf_counter()
 
@@ -124,6 +127,7 @@ async def list_table(s: aiohttp.ClientSession, url: str, pods: int) -> dict[str,
 
     await asyncio.gather(*(create(i) for i in range(pods)))
     create_s = time.perf_counter() - t0
+    await asyncio.sleep(settle_s)  # let the other nodes' copies catch up (it loads this node)
     times = []
     rows = 0
     for _ in range(5):
@@ -201,7 +205,7 @@ async def run(
         await asyncio.sleep(1.0)  # let membership settle
         vis = await visibility(sessions, urls, args.tries)
         get = await get_latency(sessions[0], urls[0], 500)
-        lst = await list_table(sessions[0], urls[0], args.pods) if args.pods else {}
+        lst = await list_table(sessions[0], urls[0], args.pods, args.settle) if args.pods else {}
     finally:
         for s in sessions:
             await s.close()
@@ -225,6 +229,7 @@ def main() -> None:
     ap.add_argument("--tries", type=int, default=50)
     ap.add_argument("--pods", type=int, default=10000)
     ap.add_argument("--watchers", type=int, default=1000)
+    ap.add_argument("--settle", type=float, default=10.0, help="wait after creating pods (s)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
