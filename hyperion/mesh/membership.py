@@ -358,6 +358,47 @@ class _RumorQueue:
 class Membership:
     """One node's SWIM state machine. See the module docstring for the protocol."""
 
+    # Slotted: a simulated mesh holds 10,000 of these and touches one per event.
+    __slots__ = (
+        "node_id",
+        "addr",
+        "name",
+        "config",
+        "rng",
+        "directory",
+        "table",
+        "incarnation",
+        "emit_events",
+        "stats",
+        "self_slot",
+        "_z",
+        "_rtt",
+        "_refute_delay",
+        "_seq",
+        "_probes",
+        "_relays",
+        "_suspect_since",
+        "_suspect_deadline",
+        "_rumors",
+        "_forwarded",
+        "_timers",
+        "_timer_seq",
+        "_next_probe",
+        "_next_push_pull",
+        "_join_seeds",
+        "_next_join",
+        "_next_reconnect",
+        "_rr_n",
+        "_rr_i",
+        "_rr_a",
+        "_rr_b",
+        "_retransmit_n",
+        "_retransmit_cap",
+        "_deadline",
+        "_deadline_dirty",
+        "_next_periodic",
+    )
+
     def __init__(
         self,
         node_id: str,
