@@ -329,24 +329,28 @@ class _RumorQueue:
         q = self._q
         where = self._where
         out: list[Update] = []
-        popleft = q.popleft
-        requeue = q.append
-        # Scan at most the entries present now: what is sent goes to the back, and the
-        # bound keeps a rumor from going out twice in one message.
-        for _ in range(len(q)):
-            if len(out) >= limit:
-                break
-            entry = popleft()
-            if not entry[3]:
-                continue
-            out.append(entry[1])
-            sends = entry[2] + 1
-            if sends + lag >= cap:
-                entry[3] = False
-                del where[entry[0]]
-            else:
-                entry[2] = sends
-                requeue(entry)
+        if limit > 0:
+            popleft = q.popleft
+            requeue = q.append
+            last = cap - lag - 1  # a stored count this high makes this send the last
+            left = limit
+            # Scan at most the entries present now: what is sent goes to the back, and
+            # the bound keeps a rumor from going out twice in one message.
+            for _ in range(len(q)):
+                entry = popleft()
+                if not entry[3]:
+                    continue
+                out.append(entry[1])
+                sends = entry[2]
+                if sends >= last:
+                    entry[3] = False
+                    del where[entry[0]]
+                else:
+                    entry[2] = sends + 1
+                    requeue(entry)
+                left -= 1
+                if not left:
+                    break
         if len(q) == len(where) and len(q) <= limit:
             self._whole = tuple([entry[1] for entry in q])
             self._most = max([entry[2] for entry in q], default=0)
