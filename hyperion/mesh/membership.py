@@ -293,8 +293,11 @@ class _RumorQueue:
         return len(self._where)
 
     def put(self, slot: int, update: Update) -> None:
-        self.discard(slot)
         where = self._where
+        old = where.pop(slot, None)  # inlined discard(slot)
+        if old is not None:
+            old[3] = False
+            self._whole = None
         if len(where) >= self._max:
             self._whole = None
             q = self._q
@@ -787,10 +790,12 @@ class Membership:
         # dict lookup and one key comparison.
         d = self.directory
         table = self.table
-        keys = table.keys
+        keys = table.keys  # grows in place: only its length can change below
+        n_keys = len(keys)
         find = d._slots.get
         me = self.self_slot
         max_inc = table.dtype_max_incarnation
+        states = STATE_NAMES
         fresh: list[Update] = []
         for u in updates:
             node_id, state, inc = u.node_id, u.state, u.incarnation
@@ -798,7 +803,7 @@ class Membership:
             if slot == me:
                 self._about_self(u, src, now, out)
                 continue
-            if state not in STATE_NAMES or inc < 0:
+            if state not in states or inc < 0:
                 self.stats.inc("drop_bad_update")
                 continue
             if inc > max_inc:
@@ -808,13 +813,13 @@ class Membership:
                 if state != ALIVE:
                     continue  # memberlist ignores suspect/dead about unknown members
                 slot = d.slot(node_id, u.addr, u.name)
-                keys = table.keys  # the table may have grown
             key = (inc << 2) | state
-            if slot < len(keys) and key <= keys[slot]:
+            if slot < n_keys and key <= keys[slot]:
                 continue
             if state == ALIVE and u.addr:
                 d.slot(node_id, u.addr, u.name)
             self._apply(slot, key, now, out, rumor=u)
+            n_keys = len(keys)
             fresh.append(u)
         return fresh
 
@@ -858,7 +863,8 @@ class Membership:
         originator's dead rumor (or the suspect's refutation) arrives long before.
         """
         table = self.table
-        old = table.get(slot)
+        keys = table.keys
+        old = keys[slot] if slot < len(keys) else 0
         table.set(slot, key)
         rank = key & 3
         if self._suspect_since:  # usually empty; the two dicts hold the same slots
