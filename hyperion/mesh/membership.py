@@ -603,36 +603,38 @@ class Membership:
                     self._notify_suspect(arg, out)
             else:
                 self._suspicion_deadline(arg, now, out)
-        if self._next_probe <= now:
-            self._next_probe = max(self._next_probe + self.config.probe_interval_s, now)
-            self._start_probe(now, out)
-        if self._next_push_pull is not None and self._next_push_pull <= now:
-            n = self.table.alive + self.table.suspect
-            interval = push_pull_scale(self.config.push_pull_interval_s or 0.0, n)
-            self._next_push_pull = now + interval
-            peers = self._random_members(1, exclude=-1)
-            if peers:
-                s = peers[0]
-                d = self.directory
-                out.append(Send(d.ids[s], d.addrs[s], self._push_pull(reply=False, join=False)))
-        if self._next_join is not None and self._next_join <= now:
-            if not self._join_seeds:
-                self._next_join = None
-            else:
-                self.stats.inc("join_retries")
-                out.extend(self.join(self._join_seeds, now))
-        if self._next_reconnect is not None and self._next_reconnect <= now:
-            rc = self.config.reconnect_interval_s or 0.0
-            self._next_reconnect = now + rc * (0.5 + self.rng.random())
-            dead = self._random_dead()
-            if dead is not None:
-                d = self.directory
-                self.stats.inc("reconnect_attempts")
-                mine = Update(self.node_id, self.addr, self.incarnation, ALIVE, self.name)
-                key = self.table.get(dead)
-                theirs = Update(d.ids[dead], d.addrs[dead], key >> 2, DEAD, d.names[dead])
-                out.append(Send(d.ids[dead], d.addrs[dead], Gossip(self.node_id, (mine, theirs))))
-        self._periodic_changed()
+        if self._next_periodic <= now:  # else none of the periodic work is due
+            if self._next_probe <= now:
+                self._next_probe = max(self._next_probe + self.config.probe_interval_s, now)
+                self._start_probe(now, out)
+            if self._next_push_pull is not None and self._next_push_pull <= now:
+                n = self.table.alive + self.table.suspect
+                interval = push_pull_scale(self.config.push_pull_interval_s or 0.0, n)
+                self._next_push_pull = now + interval
+                peers = self._random_members(1, exclude=-1)
+                if peers:
+                    s = peers[0]
+                    d = self.directory
+                    out.append(Send(d.ids[s], d.addrs[s], self._push_pull(reply=False, join=False)))
+            if self._next_join is not None and self._next_join <= now:
+                if not self._join_seeds:
+                    self._next_join = None
+                else:
+                    self.stats.inc("join_retries")
+                    out.extend(self.join(self._join_seeds, now))
+            if self._next_reconnect is not None and self._next_reconnect <= now:
+                rc = self.config.reconnect_interval_s or 0.0
+                self._next_reconnect = now + rc * (0.5 + self.rng.random())
+                dead = self._random_dead()
+                if dead is not None:
+                    d = self.directory
+                    self.stats.inc("reconnect_attempts")
+                    mine = Update(self.node_id, self.addr, self.incarnation, ALIVE, self.name)
+                    key = self.table.get(dead)
+                    theirs = Update(d.ids[dead], d.addrs[dead], key >> 2, DEAD, d.names[dead])
+                    gossip = Gossip(self.node_id, (mine, theirs))
+                    out.append(Send(d.ids[dead], d.addrs[dead], gossip))
+            self._periodic_changed()
         return out
 
     def handle(self, msg: object, now: float) -> list[Effect]:
@@ -1047,9 +1049,7 @@ class Membership:
         else:
             found = d.find_many(msg.ids)
             if None in found:
-                found = [
-                    d.slot(i) if s is None else s for i, s in zip(msg.ids, found, strict=True)
-                ]
+                found = [d.slot(i) if s is None else s for i, s in zip(msg.ids, found, strict=True)]
             slots = np.array(found, dtype=np.int64)
         self.table.ensure(len(d))
         local = self.table.view()[slots].astype(np.uint64)
