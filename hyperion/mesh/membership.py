@@ -893,19 +893,18 @@ class Membership:
             ev = MemberEvent(d.ids[slot], d.names[slot], d.addrs[slot], STATE_NAMES[rank], key >> 2)
             out.append(Notify(ev))
 
-    def _retransmit_limit(self) -> int:
+    def _take_updates(self, limit: int) -> tuple[Update, ...]:
+        """Rumors to piggyback, each sent at most ``retransmit_mult * ceil(log10(n + 1))``
+        times in all (memberlist's retransmit limit; memoized, n rarely changes)."""
+        if not self._rumors:
+            return ()
         n = self.table.alive + self.table.suspect
-        if n != self._retransmit_n:  # memoized: the member count rarely changes
+        if n != self._retransmit_n:
             self._retransmit_n = n
             self._retransmit_cap = self.config.retransmit_mult * max(
                 1, math.ceil(math.log10(n + 1))
             )
-        return self._retransmit_cap
-
-    def _take_updates(self, limit: int) -> tuple[Update, ...]:
-        if not self._rumors:
-            return ()
-        return self._rumors.take(limit, self._retransmit_limit())
+        return self._rumors.take(limit, self._retransmit_cap)
 
     def _on_broadcast(self, msg: Broadcast, now: float, out: list[Effect]) -> None:
         if not 0 <= msg.lo <= msg.hi <= ID_SPACE_MAX:

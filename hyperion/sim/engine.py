@@ -197,6 +197,10 @@ class Simulator:
                     on_send = self.on_send
                     on_notify = self.on_notify
                     continue
+                if effects:  # the sender's side of every send, looked up once
+                    ri = region[i]
+                    avg_i = avg_ms[ri] if m is not None else ()
+                    mdev_i = mdev_ms[ri] if m is not None else ()
                 for eff in effects:
                     if type(eff) is Send:  # inlined _send: same checks, same RNG draws
                         stats.sent += 1
@@ -220,8 +224,8 @@ class Simulator:
                         if m is None:
                             delay = 0.0005
                         else:  # half the measured RTT, jittered by its measured deviation
-                            ri, rj = region[i], region[j]
-                            rtt_ms = avg_ms[ri][rj] + mdev_ms[ri][rj] * (2.0 * rand() - 1.0)
+                            rj = region[j]
+                            rtt_ms = avg_i[rj] + mdev_i[rj] * (2.0 * rand() - 1.0)
                             delay = (0.2 if rtt_ms < 0.2 else rtt_ms) / 2000.0  # max(rtt, 0.2)
                         seq += 1
                         push(heap, (t + delay, seq, _DELIVER, j, eff.msg))
