@@ -212,6 +212,20 @@ def test_bad_peer_input_is_counted_not_raised() -> None:
     assert misdirected == [] and c.stats.counters["drop_misdirected_ping"] == 1
 
 
+def test_old_news_shortcut_still_counts_malformed_rumors() -> None:
+    """A rumor about a known member that is not newer is skipped early, but only a
+    well-formed one: malformed rumors are still counted, whatever their key looks like."""
+    c = formed(3)[nid(0)]
+    assert Update(nid(1), "n1", 0, ALIVE).key == make_key(0, ALIVE)
+    assert Update(nid(1), "n1", -1, DEAD).key == Update(nid(1), "n1", 0, 0).key == -1
+    old_news = (Update(nid(1), "n1", 0, ALIVE), Update(nid(2), "n2", 0, ALIVE))
+    assert c.handle(Gossip(nid(9), old_news), 0.0) == []
+    assert "drop_bad_update" not in c.stats.counters
+    c.handle(Gossip(nid(9), (Update(nid(1), "n1", 0, 0), Update(nid(1), "n1", -1, DEAD))), 0.0)
+    assert c.stats.counters["drop_bad_update"] == 2
+    assert c.state_of(nid(1)) == "alive"
+
+
 def test_broadcast_reaches_every_member_once_per_redundancy() -> None:
     n = 200
     ids = [hashlib.sha256(b"%d" % i).hexdigest()[:40] for i in range(n)]  # like real ids

@@ -65,13 +65,24 @@ from hyperion.mesh.table import (
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """A rumor: ``node_id`` is in ``state`` at ``incarnation``."""
+    """A rumor: ``node_id`` is in ``state`` at ``incarnation``.
+
+    ``key`` is derived, never sent: the table key the rumor carries (``make_key``), or -1
+    when the state or incarnation is malformed. Receivers test most rumors (old news)
+    against their table with it in one comparison.
+    """
 
     node_id: str
     addr: str
     incarnation: int
     state: int
     name: str = ""
+    key: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        inc, state = self.incarnation, self.state
+        ok = type(inc) is int and inc >= 0 and type(state) is int and state in STATE_NAMES
+        object.__setattr__(self, "key", make_key(inc, state) if ok else -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -789,7 +800,7 @@ class Membership:
     ) -> list[Update]:
         """Apply rumors; returns the ones that were news to this node."""
         # Most rumors are old news by the time they arrive: for those the loop costs one
-        # dict lookup and one key comparison.
+        # dict lookup and one key comparison (the checks below would all pass them by).
         d = self.directory
         table = self.table
         keys = table.keys  # grows in place: only its length can change below
@@ -800,8 +811,10 @@ class Membership:
         states = STATE_NAMES
         fresh: list[Update] = []
         for u in updates:
+            slot = find(u.node_id)
+            if slot is not None and slot != me and slot < n_keys and 0 < u.key <= keys[slot]:
+                continue  # old news: well-formed, about another member, not newer
             node_id, state, inc = u.node_id, u.state, u.incarnation
-            slot = find(node_id)
             if slot == me:
                 self._about_self(u, src, now, out)
                 continue
