@@ -165,4 +165,4 @@ class MemberTable:
         self.alive = int(np.count_nonzero(ranks == ALIVE))
         self.suspect = int(np.count_nonzero(ranks == SUSPECT))
         self.dead = int(np.count_nonzero(ranks == DEAD))
-        self.dead_slots = np.flatnonzero(ranks == DEAD).tolist()
+        self.dead_slots = np.flatnonzero(ranks == DEAD).tolist() if self.dead else []
