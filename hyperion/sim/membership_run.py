@@ -22,6 +22,7 @@ import gc
 import hashlib
 import random
 import time
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -155,9 +156,10 @@ class MembershipExperiment:
             crash_at[c] = rng.uniform(lo, hi)
         crashed_set = set(crashed)
         crash_col = {c: k for k, c in enumerate(crashed)}
-        dead_at = np.full((max(n_crash, 1), n), np.inf)
-        # Per crashed node id: (crash time, its row of dead_at). A million events at 10k.
-        crash_of_id = {ids[c]: (crash_at[c], dead_at[crash_col[c]]) for c in crashed}
+        # When each node marked each crash dead: one row of doubles per crash, written from
+        # on_notify (a million events at 10k, so plain arrays, not numpy scalars).
+        dead_rows = [array("d", [np.inf]) * n for _ in range(n_crash)]
+        crash_of_id = {ids[c]: (crash_at[c], dead_rows[crash_col[c]]) for c in crashed}
         false_dead: set[str] = set()
         false_suspect = 0
         state_changes = 0
@@ -223,6 +225,7 @@ class MembershipExperiment:
 
         sim.at(CHECK_EVERY_S, lambda: check(CHECK_EVERY_S))
         sim.run(self.duration_s)
+        dead_at = np.array([np.frombuffer(r) for r in dead_rows]).reshape(n_crash, n)
 
         detect: list[float] = []
         undetected = 0
