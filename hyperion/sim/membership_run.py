@@ -49,9 +49,9 @@ def cyclic_gc_paused() -> Iterator[None]:
     A run allocates tens of millions of short-lived objects (messages, effects, heap
     entries) beside millions of long-lived ones (the cores' state), and the collector
     keeps re-scanning the long-lived ones: about a quarter of the CPU time of a 10,000-node
-    run. The SWIM cores and this harness make no reference cycles (``gc.collect()`` after
-    a paused 10,000-node run finds nothing), so reference counting frees everything and
-    peak memory stays where it was.
+    run. The simulated run makes no reference cycles (a collection right after a paused
+    10,000-node ``sim.run`` finds nothing it allocated), so reference counting frees what
+    it allocates and peak memory stays about where it was.
     """
     was_enabled = gc.isenabled()
     gc.disable()
