@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from hyperion.mesh.membership import PROFILES, Membership
 from hyperion.sim import rtt
 from hyperion.sim.engine import Simulator
-from hyperion.sim.membership_run import MembershipExperiment, sim_node_id
+from hyperion.sim.membership_run import MembershipExperiment, cyclic_gc_paused, sim_node_id
 
 VOLATILE = ("wall_s", "peak_rss_mib")
 
@@ -125,3 +126,18 @@ def test_bad_parameters_are_rejected() -> None:
     ):
         with pytest.raises(ValueError):
             MembershipExperiment(seed=1, **kw)  # type: ignore[arg-type]
+
+
+
+def test_cyclic_gc_paused_restores_the_collector() -> None:
+    assert gc.isenabled()
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller that paused it keeps it paused
+    finally:
+        gc.enable()
