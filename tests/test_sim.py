@@ -128,7 +128,6 @@ def test_bad_parameters_are_rejected() -> None:
             MembershipExperiment(seed=1, **kw)  # type: ignore[arg-type]
 
 
-
 def test_cyclic_gc_paused_restores_the_collector() -> None:
     assert gc.isenabled()
     with cyclic_gc_paused():
