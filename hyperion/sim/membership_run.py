@@ -158,8 +158,8 @@ class MembershipExperiment:
         crash_col = {c: k for k, c in enumerate(crashed)}
         # When each node marked each crash dead: one row of doubles per crash, written from
         # on_notify (a million events at 10k, so plain arrays, not numpy scalars).
-        dead_rows = [array("d", [np.inf]) * n for _ in range(n_crash)]
-        crash_of_id = {ids[c]: (crash_at[c], dead_rows[crash_col[c]]) for c in crashed}
+        dead_at = [array("d", [np.inf]) * n for _ in range(n_crash)]
+        crash_of_id = {ids[c]: (crash_at[c], dead_at[crash_col[c]]) for c in crashed}
         false_dead: set[str] = set()
         false_suspect = 0
         state_changes = 0
@@ -225,13 +225,12 @@ class MembershipExperiment:
 
         sim.at(CHECK_EVERY_S, lambda: check(CHECK_EVERY_S))
         sim.run(self.duration_s)
-        dead_at = np.array([np.frombuffer(r) for r in dead_rows]).reshape(n_crash, n)
 
         detect: list[float] = []
         undetected = 0
         surv_idx = survivors
         for c in crashed:
-            row = dead_at[crash_col[c], surv_idx]
+            row = np.frombuffer(dead_at[crash_col[c]])[surv_idx]
             worst = float(row.max()) if len(row) else 0.0
             if worst == np.inf:
                 undetected += 1
@@ -239,7 +238,7 @@ class MembershipExperiment:
                 detect.append(worst - crash_at[c])
         first_detect: list[float] = []
         for c in crashed:
-            row = dead_at[crash_col[c], surv_idx]
+            row = np.frombuffer(dead_at[crash_col[c]])[surv_idx]
             if len(row) and float(row.min()) != np.inf:
                 first_detect.append(float(row.min()) - crash_at[c])
         conv = exact_since[0]
