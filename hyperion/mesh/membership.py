@@ -316,11 +316,12 @@ class _Stats:
 class _RumorQueue:
     """Rumors waiting to be piggybacked, fewest-sent first (memberlist's TransmitLimitedQueue).
 
-    A deque kept in non-decreasing order of send count: new rumors enter at the front,
-    ``take`` pops from the front and re-appends what it sent at the back with its count
-    plus one, so the order holds with O(1) work per rumor. A newer rumor about a member
-    replaces the older one (marked dead in place, skipped when reached). When full, the
-    most-sent rumor (the back) is dropped and counted: it has had the most chances.
+    A deque in round-robin order, roughly fewest-sent first: new rumors enter at the
+    front, ``take`` pops from the front and re-appends what it sent at the back with its
+    count plus one (O(1) work per rumor; not strictly sorted once a take leaves some
+    behind, which is why no shortcut below relies on the order of counts). A newer rumor
+    about a member replaces the older one (marked dead in place, skipped when reached).
+    When full, the rumor at the back is dropped and counted: usually the most-sent one.
 
     Usually the whole queue fits in one message (a handful of rumors, ``max_piggyback``
     per message), and then every ``take`` sends the same rumors in the same order. That
