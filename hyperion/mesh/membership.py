@@ -323,8 +323,8 @@ class _RumorQueue:
     about a member replaces the older one (marked dead in place, skipped when reached).
     When full, the rumor at the back is dropped and counted: usually the most-sent one.
 
-    Usually the whole queue fits in one message (a handful of rumors, ``max_piggyback``
-    per message), and then every ``take`` sends the same rumors in the same order. That
+    Outside a burst of news the whole queue fits in one message (``max_piggyback``
+    rumors), and then every ``take`` sends the same rumors in the same order. That
     case costs O(1): the tuple built last time (``_whole``) is handed out again, and a new
     rumor is prepended to it. Send counts are stored relative to one offset (``_lag``)
     that such a take advances for every entry at once.
