@@ -56,6 +56,11 @@ def not_found(resource: str, group: str, name: str) -> ApiError:
     )
 
 
+def no_resource() -> ApiError:
+    """404 for a path that names no served resource (not a missing object)."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
 def already_exists(resource: str, group: str, name: str) -> ApiError:
     return ApiError(
         409,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime as dt
 import json
 import logging
 import ssl
@@ -42,6 +41,7 @@ from aiohttp import web
 from hyperion import __version__
 from hyperion.api import errors, patch, schema, tables
 from hyperion.api.errors import ApiError
+from hyperion.api.nodes import rfc3339
 from hyperion.api.resources import RESOURCES, ResourceType, lookup
 from hyperion.api.selectors import (
     FieldSelector,
@@ -66,10 +66,6 @@ READ_VERBS = frozenset({"get", "list", "watch"})
 OPENAPI_V2 = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 DISCOVERY_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
-
-
-def rfc3339(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _key(rt: ResourceType, namespace: str, name: str) -> tuple[str, str, str]:
@@ -264,12 +260,12 @@ class ApiServer:
                     return self.discovery_groups(request, segs[1:])
                 group, rest = segs[1], segs[2:]
             else:
-                raise errors.ApiError(
-                    404, "NotFound", "the server could not find the requested resource"
-                )
+                raise errors.no_resource()
             if not rest:
                 self.authorize(caller, "get", None)
-                return self.discovery_groups(request, []) if group == "" else self.not_found()
+                if group:
+                    raise errors.no_resource()
+                return self.discovery_groups(request, [])
             version, rest = rest[0], rest[1:]
             if not rest:
                 self.authorize(caller, "get", None)
@@ -289,11 +285,8 @@ class ApiServer:
             log.exception("API handler failed")
             return _error(ApiError(500, "InternalError", f"an internal error occurred: {e}"))
 
-    def not_found(self) -> web.Response:
-        return _error(ApiError(404, "NotFound", "the server could not find the requested resource"))
-
     def target(self, group: str, version: str, rest: list[str]) -> Target:
-        nf = ApiError(404, "NotFound", "the server could not find the requested resource")
+        nf = errors.no_resource()
         if rest[0] == "namespaces" and len(rest) >= 3:
             rt = lookup(group, version, rest[2])
             if rt is not None and rt.namespaced and len(rest) <= 5:
@@ -345,7 +338,7 @@ class ApiServer:
             and t.sub not in rt.subresources
             and not (rt.plural == "namespaces" and t.sub in ("status", "finalize"))
         ):
-            raise self._nf()
+            raise errors.no_resource()
         if rt.plural == "nodes":
             return await self.serve_nodes(request, t, verb)
         if verb == "watch":
@@ -374,9 +367,6 @@ class ApiServer:
         if verb == "patch":
             return self.patch(request, t, body, ctype)
         return self.delete(request, t, _decode(body, ctype) if body.strip() else {})
-
-    def _nf(self) -> ApiError:
-        return ApiError(404, "NotFound", "the server could not find the requested resource")
 
     # -------------------------------------------------------------- meta paths
 
@@ -415,7 +405,7 @@ class ApiServer:
                 data = schema.openapi_v3_doc_json(rest[1], rest[2])
             if data is not None:
                 return web.Response(body=data, content_type="application/json")
-        raise self._nf()
+        raise errors.no_resource()
 
     # ---------------------------------------------------------------- discovery
 
@@ -452,7 +442,7 @@ class ApiServer:
     def resource_list(self, group: str, version: str) -> web.Response:
         entries = self._resource_entries(group, version)
         if not entries:
-            raise self._nf()
+            raise errors.no_resource()
         gv = f"{group}/{version}" if group else version
         return _json(
             {
@@ -488,7 +478,7 @@ class ApiServer:
         if rest:  # /apis/<group>
             versions = groups.get(rest[0])
             if versions is None or len(rest) != 1:
-                raise self._nf()
+                raise errors.no_resource()
             gvs = [{"groupVersion": f"{rest[0]}/{v}", "version": v} for v in versions]
             return _json(
                 {"kind": "APIGroup", "apiVersion": "v1", "name": rest[0], "versions": gvs,
