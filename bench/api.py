@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import ssl
@@ -33,9 +32,9 @@ import time
 from pathlib import Path
 
 import aiohttp
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hyperion.api import kubeconfig  # noqa: E402
 from hyperion.cli.up import start_mesh, stop_mesh  # noqa: E402
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -44,20 +43,6 @@ TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 def _pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
-
-
-def ssl_context(dir: Path) -> ssl.SSLContext:
-    cfg = yaml.safe_load((dir / "kubeconfig").read_text())
-    user = cfg["users"][0]["user"]
-    ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
-    cert, key = dir / "bench-cert.pem", dir / "bench-key.pem"
-    cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
-    key.touch(mode=0o600)
-    key.write_bytes(base64.b64decode(user["client-key-data"]))
-    ctx = ssl.create_default_context(cadata=ca)
-    ctx.check_hostname = False  # the SVID names 127.0.0.1 and localhost; addresses vary
-    ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 def ns_body(name: str) -> dict[str, object]:
@@ -198,7 +183,7 @@ async def watch_fanout(ctx: ssl.SSLContext, url: str, watchers: int) -> dict[str
 async def run(
     args: argparse.Namespace, dir: Path, infos: list[dict[str, object]]
 ) -> dict[str, object]:
-    ctx = ssl_context(dir)
+    ctx = kubeconfig.client_ssl(dir / "kubeconfig")
     urls = [f"https://{i['api_addr']}" for i in infos]
     sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) for _ in urls]
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import ssl
@@ -13,8 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from hyperion.api import kubeconfig
 from hyperion.cli.up import start_mesh, stop_mesh
 
 KUBECTL = "/usr/bin/kubectl"
@@ -33,17 +31,7 @@ def mesh(tmp: Path, n: int) -> Iterator[list[dict[str, object]]]:
 
 def admin_ssl(dir: Path) -> ssl.SSLContext:
     """A client TLS context with the admin user of ``dir/kubeconfig``."""
-    cfg = yaml.safe_load((dir / "kubeconfig").read_text())
-    user = cfg["users"][0]["user"]
-    ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
-    cert, key = dir / "admin-cert.pem", dir / "admin-key.pem"
-    cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
-    key.touch(mode=0o600)
-    key.write_bytes(base64.b64decode(user["client-key-data"]))
-    ctx = ssl.create_default_context(cadata=ca)
-    ctx.check_hostname = False
-    ctx.load_cert_chain(cert, key)
-    return ctx
+    return kubeconfig.client_ssl(dir / "kubeconfig")
 
 
 class Kubectl:

@@ -11,6 +11,7 @@ it is written 0600 because it holds a private key.
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,21 @@ def dump(config: dict[str, Any]) -> str:
 
 def write(path: Path, config: dict[str, Any]) -> None:
     atomic_write(path, dump(config).encode(), mode=0o600)
+
+
+def client_ssl(path: Path) -> ssl.SSLContext:
+    """A client TLS context for the first user and cluster of the kubeconfig at ``path``.
+
+    The certificate and key are written next to it (0600: ssl loads them from files).
+    Host names are not checked: SVIDs name 127.0.0.1 and localhost, addresses vary.
+    """
+    cfg = yaml.safe_load(path.read_text())
+    user = cfg["users"][0]["user"]
+    ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
+    cert, key = path.with_name(f"{path.name}.cert.pem"), path.with_name(f"{path.name}.key.pem")
+    atomic_write(cert, base64.b64decode(user["client-certificate-data"]), mode=0o600)
+    atomic_write(key, base64.b64decode(user["client-key-data"]), mode=0o600)
+    ctx = ssl.create_default_context(cadata=ca)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(cert, key)
+    return ctx
