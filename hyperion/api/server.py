@@ -247,7 +247,7 @@ class ApiServer:
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         try:
-            caller = self.caller(request)
+            caller = request["caller"] = self.caller(request)
             segs = [s for s in request.path.split("/") if s]
             if not segs or segs[0] in ("version", "healthz", "livez", "readyz", "openapi"):
                 self.authorize(caller, "get", None)
@@ -1065,7 +1065,7 @@ class ApiServer:
         obj = schema.apply_defaults(rt, obj)
         if managed:
             obj = patch.update_managed_fields(
-                cur, obj, rt, self._manager(request, self.caller(request)), subresource=sub,
+                cur, obj, rt, self._manager(request, request["caller"]), subresource=sub,
                 time=rfc3339(self.ctx.wall()),
             )  # fmt: skip
         meta = obj["metadata"]
@@ -1154,8 +1154,7 @@ class ApiServer:
             )
         if live is None:
             new.setdefault("metadata", {})["name"] = t.name
-            caller = self.caller(request)
-            return self.create(request, t, new, caller, operation=None)
+            return self.create(request, t, new, request["caller"], operation=None)
         return self._commit(request, t, live, new, warnings, managed=False)
 
     # ------------------------------------------------------------------- delete
