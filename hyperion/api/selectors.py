@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hyperion.api.schema import is_label_value
+
 MAX_SELECTOR_CHARS = 4096
 
 _SET = re.compile(
     r"^\s*(!?)\s*([^\s!=<>(),]+)\s*(?:(in|notin)\s*\(([^()]*)\)|(==|=|!=)\s*([^\s,()]*))?\s*$"
 )
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def _dig(obj: dict[str, Any], *path: str) -> str:
@@ -128,8 +129,9 @@ def _split(text: str) -> list[str]:
 
 
 def _check_value(value: str) -> str:
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
-        raise ValueError(f"invalid label value: {value!r}")
+    problems = is_label_value(value)
+    if problems:
+        raise ValueError(f"invalid label value: {value!r}: {'; '.join(problems)}")
     return value
 
 
