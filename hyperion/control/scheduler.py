@@ -1,0 +1,669 @@
+"""Tender → bid → award (DESIGN §6): the sans-I/O placement negotiation of one node.
+
+Every node runs one ``Scheduler``. It plays two parts:
+
+* **Tenderer** (the custodian of a workload, for each unplaced replica):
+  ``tender(pod, request, now)`` samples up to ``d`` nodes that its view says could
+  host the replica (power-of-d choices, as in Sparrow: the cost of a tender does not
+  grow with the mesh) and sends them a ``Tender``. The bid window closes when every
+  asked node has answered or after ``window_s``. The bids are scored by the placement
+  policy (``rules`` or ``rl``, ``hyperion/policy``); ties break on a hash of
+  (tender id, node id). The best bidder gets an ``Award``; a decline or a silence
+  (timeout adaptive to that bidder's measured RTT) moves the award to the next best.
+  No acceptable bid: the tender is retried with a fresh, larger sample, then given up
+  with ``Unplaced`` carrying kube-scheduler's message ("0/8 nodes are available: 5
+  insufficient cpu, 3 not in geographies [EU].") and whether more capacity could ever
+  help (``resolvable``). A replica that no node in the view could ever host is given up
+  at once, without asking anyone.
+* **Bidder**: answers a ``Tender`` with a ``Bid`` carrying its own features (a policy
+  ``Candidate``: price, spot, region, RTTs to user geographies, free resources, load,
+  versions) or a declining ``Bid`` naming the failed filter. On ``Award`` it re-checks
+  its free capacity and *reserves* atomically (one core, one thread: check and reserve
+  are one step), so a node never overcommits however many awards race; it answers
+  ``AwardReply`` and notifies ``Reserved``. A reservation is *pending* until the driver
+  ``confirm``s it (the replica is bound to this node) and lapses after
+  ``reserve_ttl_s`` otherwise; ``release`` frees it when the replica stops.
+
+At-least-once, duplicate-tolerant: an award whose reply was lost is re-awarded to the
+next bidder, and the late acceptance that may follow gets a ``Release``; a lost release
+lapses with the reservation's TTL; the custodian retires any double placement that
+remains. Messages carry ``src`` (the envelope's signer, checked by the driver).
+
+Pure: no I/O, no clocks (``now`` is passed in), randomness from the injected RNG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from hyperion.core import Effect, Notify, Send
+from hyperion.policy.model import Candidate, Code, Decision, NoFit, Policy, Request
+from hyperion.policy.plugins import check, explain
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    sample: int = 8  # d: nodes asked per tender (all eligible ones when fewer)
+    window_s: float = 0.5  # longest a bid window stays open
+    max_attempts: int = 3  # tenders per replica before Unplaced (sample doubles each time)
+    award_timeout_min_s: float = 0.1
+    award_timeout_rtts: float = 4.0  # award timeout = this many of the bidder's RTTs
+    reserve_ttl_s: float = 10.0  # a reservation not confirmed by then lapses
+    explain_limit: int = 2_000  # snapshots examined to word an impossible replica
+    sample_tries: int = 8  # random draws per wanted bidder before giving up
+
+
+# ------------------------------------------------------------------ messages
+
+
+@dataclass(frozen=True, slots=True)
+class Tender:
+    tender_id: str
+    src: str
+    pod: str  # "namespace/name": what an award binds
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class Bid:
+    """A bid (``candidate`` set) or a decline (``reason``; ``resolvable`` if freed
+    capacity could change the answer)."""
+
+    tender_id: str
+    src: str
+    candidate: Candidate | None
+    reason: str = ""
+    resolvable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Award:
+    tender_id: str
+    src: str
+    pod: str
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class AwardReply:
+    tender_id: str
+    src: str
+    pod: str
+    accepted: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The tenderer does not need a reservation it got late: free it if unconfirmed."""
+
+    tender_id: str
+    src: str
+    pod: str
+
+
+MESSAGE_TYPES = (Tender, Bid, Award, AwardReply, Release)
+
+
+# -------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Tenderer: ``node_id`` accepted the award for ``pod``."""
+
+    pod: str
+    tender_id: str
+    node_id: str
+    candidate: Candidate
+    decision: Decision
+    elapsed_s: float  # tender to acceptance
+    bids: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unplaced:
+    """Tenderer: no node took ``pod``; ``message`` is the Unschedulable condition."""
+
+    pod: str
+    tender_id: str
+    message: str
+    resolvable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """Bidder: this node reserved capacity for ``pod`` (awarded by ``origin``)."""
+
+    pod: str
+    tender_id: str
+    origin: str
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class Lapsed:
+    """Bidder: a reservation was released or expired before it was confirmed."""
+
+    pod: str
+
+
+# --------------------------------------------------------------------- state
+
+
+@dataclass(slots=True)
+class _Hold:
+    cpu: int
+    mem: int
+    gpus: int
+    expires: float | None  # None once confirmed
+
+
+@dataclass(slots=True)
+class _Open:
+    """A tender this node runs."""
+
+    tender_id: str
+    pod: str
+    request: Request
+    started: float
+    attempt: int
+    placed: tuple[tuple[str, str, str], ...]  # (node, zone, region) of sibling replicas
+    asked: dict[str, float] = field(default_factory=dict)  # node -> when asked
+    bids: dict[str, Candidate] = field(default_factory=dict)
+    rtt: dict[str, float] = field(default_factory=dict)
+    declines: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    refused: set[str] = field(default_factory=set)  # declined for good: not asked again
+    deadline: float = 0.0
+    awarding: str | None = None  # node holding the award, awaiting its reply
+    decision: Decision | None = None
+    n_bids: int = 0
+
+
+class NodeView:
+    """The peers a tenderer may ask: node id -> (address, advertised snapshot), with
+    O(1) uniform sampling. Fed from the node directory (records) and membership; the
+    simulator lets all its nodes share one (they would all hold the same directory)."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, tuple[str, Candidate]] = {}
+        self.ids: list[str] = []
+        self._pos: dict[str, int] = {}
+
+    def observe(self, node_id: str, addr: str, snapshot: Candidate) -> None:
+        if node_id not in self._pos:
+            self._pos[node_id] = len(self.ids)
+            self.ids.append(node_id)
+        self.known[node_id] = (addr, snapshot)
+
+    def forget(self, node_id: str) -> None:
+        i = self._pos.pop(node_id, None)
+        if i is None:
+            return
+        del self.known[node_id]
+        last = self.ids.pop()
+        if last != node_id:
+            self.ids[i] = last
+            self._pos[last] = i
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Scheduler:
+    """One node's tenderer and bidder (see the module docstring)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        policy: Policy,
+        rng: random.Random,
+        config: SchedulerConfig | None = None,
+        view: NodeView | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.policy = policy
+        self.config = config or SchedulerConfig()
+        self._rng = rng
+        self._self: Candidate | None = None  # own snapshot, free = capacity
+        self._holds: dict[str, _Hold] = {}
+        self._used = [0, 0, 0]  # cpu, memory, gpus held
+        self.view = view if view is not None else NodeView()
+        self._known = self.view.known  # node -> (addr, snapshot)
+        self._ids = self.view.ids  # for O(1) sampling
+        self._open: dict[str, _Open] = {}  # tender id -> state
+        self._by_pod: dict[str, str] = {}  # pod -> its open tender id
+        self._seq = 0
+        self._local: list[object] = []  # messages to ourselves, delivered in-call
+        self.counters: dict[str, int] = {}
+
+    # ----------------------------------------------------------- node facts
+
+    def set_self(self, snapshot: Candidate) -> None:
+        """This node's features and capacity (its ``*_free`` fields are ignored)."""
+        self._self = snapshot
+
+    def observe(self, node_id: str, addr: str, snapshot: Candidate) -> None:
+        """What a peer advertises (from its node record); used only to pick bidders."""
+        if node_id != self.node_id:
+            self.view.observe(node_id, addr, snapshot)
+
+    def forget(self, node_id: str) -> None:
+        """A peer left or died: it is no longer asked."""
+        self.view.forget(node_id)
+
+    # ----------------------------------------------------------- capacity
+
+    def free(self) -> tuple[int, int, int]:
+        """Unreserved (cpu millis, memory bytes, gpus)."""
+        s = self._self
+        if s is None:
+            return (0, 0, 0)
+        cpu, mem, gpus = self._used
+        return (s.cpu_millis - cpu, s.memory_bytes - mem, s.gpus - gpus)
+
+    def holds(self) -> dict[str, tuple[int, int, int, bool]]:
+        """pod -> (cpu, memory, gpus, confirmed)."""
+        return {p: (h.cpu, h.mem, h.gpus, h.expires is None) for p, h in self._holds.items()}
+
+    def snapshot(self) -> Candidate | None:
+        """This node as it would bid now."""
+        s = self._self
+        if s is None:
+            return None
+        cpu, mem, gpus = self.free()
+        loads = [
+            1 - f / t for f, t in ((cpu, s.cpu_millis), (mem, s.memory_bytes), (gpus, s.gpus)) if t
+        ]
+        return dataclasses.replace(
+            s,
+            cpu_millis_free=cpu,
+            memory_bytes_free=mem,
+            gpus_free=gpus,
+            load=min(1.0, max(0.0, max(loads, default=0.0))),
+        )
+
+    def hold(self, pod: str, request: Request) -> bool:
+        """Reserve for ``pod`` and confirm at once (a replica found running here after a
+        restart, or bound here by the custodian): True if it fits or is already held."""
+        if pod in self._holds:
+            self._holds[pod].expires = None
+            return True
+        if not self._fits(request):
+            return False
+        self._reserve(pod, request, None)
+        return True
+
+    def confirm(self, pod: str) -> bool:
+        """The replica is bound to this node: its reservation no longer lapses."""
+        h = self._holds.get(pod)
+        if h is None:
+            return False
+        h.expires = None
+        return True
+
+    def release(self, pod: str) -> bool:
+        """The replica stopped (or was never bound): free its reservation."""
+        h = self._holds.pop(pod, None)
+        if h is None:
+            return False
+        self._used[0] -= h.cpu
+        self._used[1] -= h.mem
+        self._used[2] -= h.gpus
+        return True
+
+    def _fits(self, req: Request) -> bool:
+        cpu, mem, gpus = self.free()
+        return req.cpu_millis <= cpu and req.memory_bytes <= mem and req.gpus <= gpus
+
+    def _reserve(self, pod: str, req: Request, expires: float | None) -> None:
+        self._holds[pod] = _Hold(req.cpu_millis, req.memory_bytes, req.gpus, expires)
+        self._used[0] += req.cpu_millis
+        self._used[1] += req.memory_bytes
+        self._used[2] += req.gpus
+
+    # ----------------------------------------------------------- tendering
+
+    def tender(
+        self,
+        pod: str,
+        request: Request,
+        now: float,
+        *,
+        placed: Iterable[tuple[str, str, str]] = (),
+    ) -> tuple[str, list[Effect]]:
+        """Start placing one replica; ``placed`` lists (node, zone, region) of the
+        workload's other replicas, for spreading. Replaces an open tender for ``pod``."""
+        self.cancel(pod)
+        self._seq += 1
+        tid = f"{self.node_id[:12]}-{self._seq}"
+        t = _Open(tid, pod, request, now, 0, tuple(placed))
+        self._open[tid] = t
+        self._by_pod[pod] = tid
+        self._inc("tenders")
+        out: list[Effect] = []
+        self._ask(t, now, out)
+        return tid, self._drain(now, out)
+
+    def cancel(self, pod: str) -> bool:
+        """Stop placing ``pod`` (deleted, or placed by someone else)."""
+        tid = self._by_pod.pop(pod, None)
+        if tid is None:
+            return False
+        self._open.pop(tid, None)
+        return True
+
+    def tendering(self, pod: str) -> bool:
+        return pod in self._by_pod
+
+    def _candidates(self) -> dict[str, tuple[str, Candidate]]:
+        view = dict(self._known)
+        snap = self.snapshot()
+        if snap is not None:
+            view[self.node_id] = ("", snap)
+        return view
+
+    def _ask(self, t: _Open, now: float, out: list[Effect]) -> None:
+        """Sample bidders for attempt ``t.attempt`` and send them the tender."""
+        c = self.config
+        want = c.sample << t.attempt
+        chosen = self._sample(t, want)
+        if not chosen:
+            self._give_up_unasked(t, now, out)
+            return
+        t.asked = {}
+        t.bids = {}
+        t.declines = {}
+        t.deadline = now + c.window_s
+        msg = Tender(t.tender_id, self.node_id, t.pod, t.request)
+        for nid in chosen:
+            t.asked[nid] = now
+            out.append(self._send(nid, msg))
+
+    def _sample(self, t: _Open, want: int) -> list[str]:
+        """Up to ``want`` nodes whose snapshot passes the hard constraints, preferring
+        ones advertising room; all of them when the view is small."""
+        req = t.request
+        view_n = len(self._ids) + (self._self is not None)
+        if view_n <= want * 2:
+            pool = [n for n in self._candidates() if n not in t.refused]
+            self._rng.shuffle(pool)
+            graded = [(g, n) for n in pool if (g := self._grade(req, n))]
+            graded.sort(key=lambda gn: -gn[0])  # stable: advertised room first
+            return [n for _, n in graded[:want]]
+        fits: dict[str, None] = {}
+        maybe: dict[str, None] = {}
+        for nid in [self.node_id] if self._self is not None else []:
+            if nid not in t.refused and (g := self._grade(req, nid)):
+                (fits if g == 2 else maybe)[nid] = None
+        tries = want * self.config.sample_tries
+        ids = self._ids
+        while len(fits) < want and tries > 0:
+            tries -= 1
+            nid = ids[self._rng.randrange(len(ids))]
+            if nid in fits or nid in maybe or nid in t.refused:
+                continue
+            g = self._grade(req, nid)
+            if g == 2:
+                fits[nid] = None
+            elif g == 1:
+                maybe[nid] = None
+        picked = list(fits)
+        picked.extend(list(maybe)[: want - len(picked)])
+        return picked
+
+    def _grade(self, req: Request, nid: str) -> int:
+        """2: the snapshot fits; 1: it could once capacity frees (advertised free
+        capacity may be stale, so it is still worth asking); 0: never."""
+        snap = self._known[nid][1] if nid != self.node_id else self.snapshot()
+        assert snap is not None
+        st = check(req, snap)
+        return 2 if st.ok else 1 if st.code is Code.UNSCHEDULABLE else 0
+
+    def _give_up_unasked(self, t: _Open, now: float, out: list[Effect]) -> None:
+        """No node in the view can host the replica: say why, without asking anyone."""
+        view = list(self._candidates().values())
+        if len(view) > self.config.explain_limit:
+            view = self._rng.sample(view, self.config.explain_limit)
+        if t.attempt == 0 or not t.declines:
+            nofit = explain(t.request, [_with_capacity_free(s) for _, s in view])
+            if not nofit.reasons:  # everything fits on paper: only free capacity lacks
+                nofit = explain(t.request, [s for _, s in view])
+            if not view:
+                nofit = NoFit("0/0 nodes are available: no nodes known.", True)
+            self._finish_unplaced(t, nofit.message, nofit.resolvable, out)
+        else:
+            self._finish_from_declines(t, out)
+
+    def _finish_unplaced(self, t: _Open, message: str, resolvable: bool, out: list[Effect]) -> None:
+        self._close(t)
+        self._inc("unplaced")
+        out.append(Notify(Unplaced(t.pod, t.tender_id, message, resolvable)))
+
+    def _finish_from_declines(self, t: _Open, out: list[Effect]) -> None:
+        counts: dict[str, int] = {}
+        resolvable = False
+        for reason, res in t.declines.values():
+            counts[reason] = counts.get(reason, 0) + 1
+            resolvable = resolvable or res
+        silent = len(t.asked) - len(t.declines) - len(t.bids)
+        if silent > 0:
+            counts["did not answer"] = silent
+            resolvable = True
+        parts = ", ".join(
+            f"{n} {r}" for r, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
+        msg = f"0/{len(t.asked)} nodes are available" + (f": {parts}." if parts else ".")
+        self._finish_unplaced(t, msg, resolvable, out)
+
+    def _close(self, t: _Open) -> None:
+        self._open.pop(t.tender_id, None)
+        if self._by_pod.get(t.pod) == t.tender_id:
+            del self._by_pod[t.pod]
+
+    def _on_bid(self, m: Bid, now: float, out: list[Effect]) -> None:
+        t = self._open.get(m.tender_id)
+        if t is None or m.src not in t.asked or t.awarding is not None:
+            self._inc("bids_late")
+            return
+        if m.candidate is not None:
+            if m.candidate.node_id != m.src:
+                self._inc("bids_forged")
+                return
+            t.bids[m.src] = m.candidate
+            t.rtt[m.src] = now - t.asked[m.src]
+            t.n_bids += 1
+        else:
+            t.declines[m.src] = (m.reason, m.resolvable)
+            if not m.resolvable:
+                t.refused.add(m.src)
+        if len(t.bids) + len(t.declines) >= len(t.asked):
+            self._award_next(t, now, out)
+
+    def _award_next(self, t: _Open, now: float, out: list[Effect]) -> None:
+        """Award to the best remaining bid, or retry / give up when none is left."""
+        t.awarding = None
+        if not t.bids:
+            if t.attempt + 1 < self.config.max_attempts:
+                t.attempt += 1
+                self._inc("retenders")
+                self._ask(t, now, out)
+                return
+            self._finish_from_declines(t, out)
+            return
+        cands = [self._spread(t, c) for c in t.bids.values()]
+        outcome = self.policy.choose(t.request, cands, t.tender_id)
+        if isinstance(outcome, NoFit):
+            t.bids.clear()
+            self._award_next(t, now, out)
+            return
+        winner = cands[outcome.index]
+        t.awarding = winner.node_id
+        rtt = t.rtt.get(winner.node_id, 0.0)
+        c = self.config
+        t.deadline = now + max(c.award_timeout_min_s, c.award_timeout_rtts * rtt)
+        t.decision = outcome
+        out.append(self._send(winner.node_id, Award(t.tender_id, self.node_id, t.pod, t.request)))
+
+    def _spread(self, t: _Open, c: Candidate) -> Candidate:
+        if not t.placed:
+            return c
+        on_node = sum(1 for n, _, _ in t.placed if n == c.node_id)
+        in_zone = sum(1 for _, z, _ in t.placed if z and z == c.zone)
+        in_region = sum(1 for _, _, r in t.placed if r == c.cloud_region)
+        return dataclasses.replace(
+            c, replicas_on_node=on_node, replicas_in_zone=in_zone, replicas_in_region=in_region
+        )
+
+    def _on_reply(self, m: AwardReply, now: float, out: list[Effect]) -> None:
+        t = self._open.get(m.tender_id)
+        if t is None or t.awarding != m.src:
+            if m.accepted:  # a reply we stopped waiting for: free what it holds
+                self._inc("awards_released_late")
+                out.append(self._send(m.src, Release(m.tender_id, self.node_id, m.pod)))
+            return
+        cand = t.bids.pop(m.src)
+        if m.accepted:
+            self._close(t)
+            self._inc("placed")
+            decision = t.decision or Decision(m.src, 0, 0.0, self.policy.name)
+            out.append(
+                Notify(Placed(t.pod, t.tender_id, m.src, cand, decision, now - t.started, t.n_bids))
+            )
+            return
+        self._inc("awards_declined")
+        t.declines[m.src] = (m.reason or "declined the award", True)
+        self._award_next(t, now, out)
+
+    # ------------------------------------------------------------- bidding
+
+    def _on_tender(self, m: Tender, now: float, out: list[Effect]) -> None:
+        snap = self.snapshot()
+        if snap is None:
+            out.append(self._send(m.src, Bid(m.tender_id, self.node_id, None, "not bidding")))
+            return
+        if m.pod in self._holds:  # already ours: bid as if its share were free
+            h = self._holds[m.pod]
+            snap = dataclasses.replace(
+                snap,
+                cpu_millis_free=snap.cpu_millis_free + h.cpu,
+                memory_bytes_free=snap.memory_bytes_free + h.mem,
+                gpus_free=snap.gpus_free + h.gpus,
+            )
+        st = check(m.request, snap)
+        if st.ok:
+            self._inc("bids")
+            out.append(self._send(m.src, Bid(m.tender_id, self.node_id, snap)))
+        else:
+            self._inc("bids_declined")
+            resolvable = st.code is Code.UNSCHEDULABLE
+            out.append(
+                self._send(m.src, Bid(m.tender_id, self.node_id, None, st.reason, resolvable))
+            )
+
+    def _on_award(self, m: Award, now: float, out: list[Effect]) -> None:
+        if m.pod in self._holds:
+            self._inc("awards_duplicate")
+            out.append(self._send(m.src, AwardReply(m.tender_id, self.node_id, m.pod, True)))
+            return
+        snap = self.snapshot()
+        if snap is None or not check(m.request, snap).ok:
+            self._inc("awards_refused")
+            reason = "not bidding" if snap is None else check(m.request, snap).reason
+            out.append(
+                self._send(m.src, AwardReply(m.tender_id, self.node_id, m.pod, False, reason))
+            )
+            return
+        self._reserve(m.pod, m.request, now + self.config.reserve_ttl_s)
+        self._inc("reserved")
+        out.append(Notify(Reserved(m.pod, m.tender_id, m.src, m.request)))
+        out.append(self._send(m.src, AwardReply(m.tender_id, self.node_id, m.pod, True)))
+
+    def _on_release(self, m: Release, out: list[Effect]) -> None:
+        h = self._holds.get(m.pod)
+        if h is not None and h.expires is not None:
+            self.release(m.pod)
+            self._inc("released")
+            out.append(Notify(Lapsed(m.pod)))
+
+    # ---------------------------------------------------------- core API
+
+    def handle(self, msg: object, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        self._dispatch(msg, now, out)
+        return self._drain(now, out)
+
+    def _dispatch(self, msg: object, now: float, out: list[Effect]) -> None:
+        if isinstance(msg, Bid):
+            self._on_bid(msg, now, out)
+        elif isinstance(msg, Tender):
+            self._on_tender(msg, now, out)
+        elif isinstance(msg, Award):
+            self._on_award(msg, now, out)
+        elif isinstance(msg, AwardReply):
+            self._on_reply(msg, now, out)
+        elif isinstance(msg, Release):
+            self._on_release(msg, out)
+        else:
+            self._inc("drop_unknown_message")
+
+    def _send(self, dest: str, msg: object) -> Effect:
+        if dest == self.node_id:
+            self._local.append(msg)
+            return _NOTHING
+        addr = self._known[dest][0] if dest in self._known else ""
+        return Send(dest, addr, msg)
+
+    def _drain(self, now: float, out: list[Effect]) -> list[Effect]:
+        """Deliver messages addressed to ourselves, then drop the placeholders."""
+        while self._local:
+            msg = self._local.pop(0)
+            self._dispatch(msg, now, out)
+        return [e for e in out if e is not _NOTHING]
+
+    def next_deadline(self) -> float | None:
+        ds = [t.deadline for t in self._open.values()]
+        ds.extend(h.expires for h in self._holds.values() if h.expires is not None)
+        return min(ds) if ds else None
+
+    def tick(self, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        for t in [t for t in self._open.values() if t.deadline <= now]:
+            if t.tender_id not in self._open:
+                continue
+            if t.awarding is not None:
+                self._inc("awards_timed_out")
+                t.bids.pop(t.awarding, None)
+                t.declines[t.awarding] = ("did not answer the award", True)
+            else:
+                self._inc("windows_timed_out")
+            self._award_next(t, now, out)
+        for pod in [
+            p for p, h in self._holds.items() if h.expires is not None and h.expires <= now
+        ]:
+            self.release(pod)
+            self._inc("reservations_lapsed")
+            out.append(Notify(Lapsed(pod)))
+        return self._drain(now, out)
+
+    def stats(self) -> dict[str, int]:
+        out = dict(self.counters)
+        out["open_tenders"] = len(self._open)
+        out["holds"] = len(self._holds)
+        return out
+
+    def _inc(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+
+_NOTHING = Notify(None)
+
+
+def _with_capacity_free(c: Candidate) -> Candidate:
+    return dataclasses.replace(
+        c, cpu_millis_free=c.cpu_millis, memory_bytes_free=c.memory_bytes, gpus_free=c.gpus
+    )
