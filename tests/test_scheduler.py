@@ -378,3 +378,12 @@ def test_no_overcommit_and_no_violation_under_loss(
     done = {e.pod for _, e in net.of(Placed)} | {e.pod for _, e in net.of(Unplaced)}  # type: ignore[attr-defined]
     assert done == set(reqs)  # every tender ends, placed or with a reason
     net.check()
+
+
+def test_a_large_window_closes_at_the_quorum_not_on_the_slowest_bidder() -> None:
+    net = Net([node(i) for i in range(12)], sample=12, window_s=2.0)
+    net.down.update({"n10", "n11"})  # 2 of 12 silent: 10 answers >= 0.75 x 12
+    net.tender("n0", "default/p", req(goal="cost"))
+    net.run(3.0)
+    [(_, ev)] = net.of(Placed)
+    assert isinstance(ev, Placed) and ev.elapsed_s == pytest.approx(0.02)  # not 2 s

@@ -48,11 +48,13 @@ from hyperion.policy.plugins import check, explain
 class SchedulerConfig:
     sample: int = 8  # d: nodes asked per tender (all eligible ones when fewer)
     window_s: float = 0.5  # longest a bid window stays open
+    quorum: float = 0.75  # a window of 8+ asked closes once this share answered (1+ bid):
+    quorum_min_asked: int = 8  # the farthest bidders do not set every tender's latency
     max_attempts: int = 3  # tenders per replica before Unplaced (sample doubles each time)
     award_timeout_min_s: float = 0.1
     award_timeout_rtts: float = 4.0  # award timeout = this many of the bidder's RTTs
     reserve_ttl_s: float = 10.0  # a reservation not confirmed by then lapses
-    explain_limit: int = 2_000  # snapshots examined to word an impossible replica
+    explain_limit: int = 1_000  # snapshots examined to word an impossible replica
     sample_tries: int = 8  # random draws per wanted bidder before giving up
 
 
@@ -230,6 +232,7 @@ class Scheduler:
         self.config = config or SchedulerConfig()
         self._rng = rng
         self._self: Candidate | None = None  # own snapshot, free = capacity
+        self._snap: tuple[tuple[int, ...], Candidate] | None = None  # (used, snapshot)
         self._holds: dict[str, _Hold] = {}
         self._used = [0, 0, 0]  # cpu, memory, gpus held
         self.view = view if view is not None else NodeView()
@@ -246,6 +249,7 @@ class Scheduler:
     def set_self(self, snapshot: Candidate) -> None:
         """This node's features and capacity (its ``*_free`` fields are ignored)."""
         self._self = snapshot
+        self._snap = None
 
     def observe(self, node_id: str, addr: str, snapshot: Candidate) -> None:
         """What a peer advertises (from its node record); used only to pick bidders."""
@@ -271,21 +275,26 @@ class Scheduler:
         return {p: (h.cpu, h.mem, h.gpus, h.expires is None) for p, h in self._holds.items()}
 
     def snapshot(self) -> Candidate | None:
-        """This node as it would bid now."""
+        """This node as it would bid now (cached until a reservation changes)."""
         s = self._self
         if s is None:
             return None
+        used = tuple(self._used)
+        if self._snap is not None and self._snap[0] == used:
+            return self._snap[1]
         cpu, mem, gpus = self.free()
         loads = [
             1 - f / t for f, t in ((cpu, s.cpu_millis), (mem, s.memory_bytes), (gpus, s.gpus)) if t
         ]
-        return dataclasses.replace(
+        snap = dataclasses.replace(
             s,
             cpu_millis_free=cpu,
             memory_bytes_free=mem,
             gpus_free=gpus,
             load=min(1.0, max(0.0, max(loads, default=0.0))),
         )
+        self._snap = (used, snap)
+        return snap
 
     def hold(self, pod: str, request: Request) -> bool:
         """Reserve for ``pod`` and confirm at once (a replica found running here after a
@@ -430,9 +439,8 @@ class Scheduler:
         if len(view) > self.config.explain_limit:
             view = self._rng.sample(view, self.config.explain_limit)
         if t.attempt == 0 or not t.declines:
-            nofit = explain(t.request, [_with_capacity_free(s) for _, s in view])
-            if not nofit.reasons:  # everything fits on paper: only free capacity lacks
-                nofit = explain(t.request, [s for _, s in view])
+            # Counted by each node's first failing filter, as kube-scheduler words it.
+            nofit = explain(t.request, [s for _, s in view])
             if not view:
                 nofit = NoFit("0/0 nodes are available: no nodes known.", True)
             self._finish_unplaced(t, nofit.message, nofit.resolvable, out)
@@ -481,7 +489,12 @@ class Scheduler:
             t.declines[m.src] = (m.reason, m.resolvable)
             if not m.resolvable:
                 t.refused.add(m.src)
-        if len(t.bids) + len(t.declines) >= len(t.asked):
+        answered = len(t.bids) + len(t.declines)
+        asked = len(t.asked)
+        c = self.config
+        if answered >= asked or (
+            t.bids and asked >= c.quorum_min_asked and answered >= c.quorum * asked
+        ):
             self._award_next(t, now, out)
 
     def _award_next(self, t: _Open, now: float, out: list[Effect]) -> None:
@@ -661,9 +674,3 @@ class Scheduler:
 
 
 _NOTHING = Notify(None)
-
-
-def _with_capacity_free(c: Candidate) -> Candidate:
-    return dataclasses.replace(
-        c, cpu_millis_free=c.cpu_millis, memory_bytes_free=c.memory_bytes, gpus_free=c.gpus
-    )
