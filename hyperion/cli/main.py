@@ -209,7 +209,12 @@ def node_start(
 
 @app.command("up")
 def up(
-    nodes: Annotated[int, typer.Option("--nodes", help="How many local nodes.")] = 3,
+    nodes: Annotated[
+        int | None,
+        typer.Option(
+            "--nodes", help="How many local nodes (default: 3, or one per --fleet file entry)."
+        ),
+    ] = None,
     dir: Annotated[Path | None, typer.Option("--dir", help="Mesh directory.")] = None,
     trust_domain: Annotated[str, typer.Option("--trust-domain")] = "hyperion.local",
     profile: Annotated[str, typer.Option("--profile", help="local | lan | wan")] = "local",
@@ -221,14 +226,28 @@ def up(
             help="Protocol versions the nodes speak, cycled: e.g. 2,1 (mixed-version mesh)",
         ),
     ] = str(PROTOCOL_VERSION),
+    fleet: Annotated[
+        str,
+        typer.Option(
+            "--fleet",
+            help="Node identities: 'default' (a mixed AWS/GCP/Azure/edge fleet priced from "
+            "cloud_prices.csv; capacity advertised, not this machine's), 'none' (no cloud "
+            "labels, local capacity) or FILE.yaml (see hyperion/cli/fleetspec.py).",
+        ),
+    ] = "default",
 ) -> None:
     """Start a local mesh, one OS process per node; Ctrl-C stops them all."""
+    from hyperion.cli.fleetspec import FleetError, resolve_fleet
     from hyperion.cli.up import run_up
     from hyperion.identity.tokens import parse_ttl
     from hyperion.mesh.membership import PROFILES
 
-    if nodes < 1:
+    if nodes is not None and nodes < 1:
         fail("--nodes must be at least 1")
+    try:
+        n, identities = resolve_fleet(fleet, nodes)
+    except FleetError as e:
+        fail(str(e))
     if profile not in PROFILES:
         fail(f"unknown --profile {profile!r} (choose {', '.join(PROFILES)})")
     parse_ttl(svid_ttl)
@@ -244,7 +263,7 @@ def up(
     if mesh_dir.exists() and not mesh_dir.is_dir():
         fail(f"{mesh_dir} exists and is not a directory")
     try:
-        run_up(nodes, mesh_dir, trust_domain, profile, svid_ttl, console, versions)
+        run_up(n, mesh_dir, trust_domain, profile, svid_ttl, console, versions, identities)
     except OSError as e:
         fail(str(e))
 
@@ -586,3 +605,39 @@ def main() -> None:
     except (CliError, IdentityError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(USAGE_EXIT)
+
+
+@sim_app.command("placement")
+def sim_placement(
+    nodes: Annotated[int, typer.Option("--nodes")] = 1000,
+    workloads: Annotated[int, typer.Option("--workloads", help="Workloads (one replica each).")] = (
+        2000
+    ),
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    rate: Annotated[float, typer.Option("--rate", help="Arrivals per virtual second.")] = 2000.0,
+    sample: Annotated[int, typer.Option("--sample", help="Bidders asked per tender (d).")] = 8,
+    loss: Annotated[float, typer.Option("--loss", help="Per-message loss probability.")] = 0.0,
+    dead_fraction: Annotated[
+        float, typer.Option("--dead-fraction", help="Nodes dead and not yet detected.")
+    ] = 0.0,
+    policy: Annotated[str, typer.Option("--policy", help="rules or rl.")] = "rules",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Tender -> bid -> award for every workload, measured RTTs, with overcommit and
+    hard-constraint checkers."""
+    from hyperion.sim.placement_run import PlacementExperiment
+
+    try:
+        exp = PlacementExperiment(
+            nodes=nodes,
+            workloads=workloads,
+            seed=seed,
+            rate=rate,
+            sample=sample,
+            loss=loss,
+            dead_fraction=dead_fraction,
+            policy=policy,
+        )
+    except ValueError as e:
+        fail(str(e))
+    _print_result(exp.run(), f"placement simulation, {nodes} nodes, seed {seed}", as_json)

@@ -4,6 +4,10 @@ Creates the CA (if absent) and one join token per node, starts node-1, waits for
 bind, starts the rest joining through it, writes ``DIR/mesh.json`` and waits for
 Ctrl-C/SIGTERM, then stops every node it started. A node that dies (``kill -9``) is
 reported and left dead: that is how failure detection is exercised by hand.
+
+``run_up`` may give each node an identity (cloud, region, zone, instance type, spot,
+price, nominal capacity: ``hyperion.cli.fleetspec``) through its ``node start`` flags;
+``start_mesh`` alone gives none unless its ``node_args`` do.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +29,9 @@ from hyperion import PROTOCOL_VERSION
 from hyperion.api import kubeconfig
 from hyperion.identity.ca import CertificateAuthority
 from hyperion.identity.tokens import create_token
+
+if TYPE_CHECKING:  # fleetspec imports the simulator's tables: only run_up needs it
+    from hyperion.cli.fleetspec import NodeIdentity
 
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
@@ -144,6 +152,34 @@ def stop_mesh(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+def summary_table(
+    mesh_dir: Path, infos: Sequence[dict[str, object]], fleet: Sequence[NodeIdentity] | None
+) -> Table:
+    """``hyperion up``'s table: one row per node, with its identity when it has one."""
+    from hyperion.cli.fleetspec import format_price
+
+    table = Table(title=f"Hyperion mesh in {mesh_dir}")
+    cols = ["name", "node id", "pid"]
+    if fleet is not None:
+        cols += ["cloud", "region", "instance type", "spot", "$/h"]
+    for col in (*cols, "mesh address", "Kubernetes API"):
+        table.add_column(col, justify="right" if col == "$/h" else "left")
+    for i, info in enumerate(infos):
+        node_id = str(info["node_id"])[: 16 if fleet is None else 12]
+        row = [str(info["name"]), node_id, str(info["pid"])]
+        if fleet is not None:
+            f = fleet[i]
+            spot = "yes" if f.spot else ("-" if f.cloud in ("edge", "onprem") else "no")
+            price = format_price(f.price_per_hour)
+            row += [f.cloud, f.region, f.instance_type or "-", spot, price]
+        row += [
+            str(info["mesh_addr"]),
+            f"https://{info['api_addr']}" if info.get("api_addr") else "-",
+        ]
+        table.add_row(*row)
+    return table
+
+
 def run_up(
     n: int,
     mesh_dir: Path,
@@ -152,7 +188,22 @@ def run_up(
     svid_ttl: str,
     console: Console,
     wire_versions: Sequence[int] = (PROTOCOL_VERSION,),
+    fleet: Sequence[NodeIdentity] | None = None,
 ) -> None:
+    """Start the mesh, print its summary and supervise it until SIGINT/SIGTERM.
+
+    ``fleet`` (one identity per node, at least ``n``) gives node ``i`` the labels and
+    capacity of ``fleet[i - 1]``; None leaves nodes unlabelled with local capacity.
+    """
+    if fleet is not None and len(fleet) < n:
+        raise ValueError(f"a fleet of {len(fleet)} identities for {n} nodes")
+    node_args: Callable[[int], list[str]] | None = None
+    if fleet is not None:
+        identities = list(fleet)
+
+        def node_args(i: int) -> list[str]:
+            return identities[i - 1].node_args()
+
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -162,22 +213,20 @@ def run_up(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        procs, infos = start_mesh(n, mesh_dir, trust_domain, profile, svid_ttl, wire_versions)
+        procs, infos = start_mesh(
+            n, mesh_dir, trust_domain, profile, svid_ttl, wire_versions, node_args
+        )
     except UpError as e:
         console.print(f"[red]error:[/] {e}")
         sys.exit(1)
-    table = Table(title=f"Hyperion mesh in {mesh_dir}")
-    for col in ("name", "node id", "pid", "mesh address", "Kubernetes API"):
-        table.add_column(col)
-    for info in infos:
-        table.add_row(
-            str(info["name"]),
-            str(info["node_id"])[:16],
-            str(info["pid"]),
-            str(info["mesh_addr"]),
-            f"https://{info['api_addr']}" if info.get("api_addr") else "-",
+    console.print(summary_table(mesh_dir, infos, fleet))
+    if fleet is None:
+        console.print("no fleet (--fleet none): no cloud labels, each node offers this machine")
+    else:
+        console.print(
+            "each node advertises the capacity and price of its instance (--fleet), "
+            "not this machine's"
         )
-    console.print(table)
     console.print(
         f"wrote {mesh_dir / 'mesh.json'} and {mesh_dir / 'kubeconfig'}; try:\n"
         f"  export KUBECONFIG={mesh_dir / 'kubeconfig'}; kubectl get nodes\n"

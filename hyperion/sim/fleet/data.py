@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -84,16 +84,22 @@ def _path(name: str) -> Path:
 def prices() -> tuple[PriceRow, ...]:
     """Every row of ``cloud_prices.csv``, GCP accelerator rows with their host VM added."""
     path = _path(PRICES_FILE)
-    raw: list[dict[str, str]] = []
     try:
         with path.open(newline="") as f:
             raw = list(csv.DictReader(f))
     except OSError as e:
         raise DataError(f"cannot read {path}: {e}") from e
+    return price_rows(raw, str(path))
+
+
+def price_rows(raw: Sequence[Mapping[str, str]], where: str) -> tuple[PriceRow, ...]:
+    """Rows with ``cloud_prices.csv``'s columns (as ``csv.DictReader`` gives them) as
+    PriceRows, GCP accelerator rows with their host VM added; ``where`` names the table
+    in errors. Also used for tables embedded elsewhere (``hyperion.cli.fleetspec``)."""
     hosts = {
         (r["region"], r["instance_type"]): r
         for r in raw
-        if r["cloud"] == "gcp" and r["instance_type"] == GCP_HOST_TYPE
+        if r.get("cloud") == "gcp" and r.get("instance_type") == GCP_HOST_TYPE
     }
     rows: list[PriceRow] = []
     try:
@@ -115,9 +121,9 @@ def prices() -> tuple[PriceRow, ...]:
                 PriceRow(r["cloud"], r["region"], itype, r["gpu_model"], gpus, vcpus, mem, od, spot)
             )
     except (KeyError, ValueError) as e:
-        raise DataError(f"malformed {path}: {e}") from e
+        raise DataError(f"malformed {where}: {e}") from e
     if not rows:
-        raise DataError(f"{path} has no rows")
+        raise DataError(f"{where} has no rows")
     return tuple(rows)
 
 
