@@ -97,18 +97,19 @@ class PodManager:
                 meta = obj.get("metadata") if isinstance(obj, dict) else None
                 if not isinstance(meta, dict):
                     continue
-                uid = str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+                ns = meta.get("namespace") or "default"
+                uid = str(meta.get("uid") or f"{ns}/{meta.get('name')}")  # as pod_spec
                 desired[uid] = obj
             for uid, e in list(self._pods.items()):
-                obj = desired.get(uid)
-                if obj is None:
+                current = desired.get(uid)
+                if current is None:
                     e.forgotten = True
                     self._begin_stop(uid, e, None)
                     if e.stopped:
                         del self._pods[uid]
                     continue
-                e.obj = obj
-                meta = obj["metadata"]
+                e.obj = current
+                meta = current["metadata"]
                 if meta.get("deletionTimestamp"):
                     self._begin_stop(uid, e, meta.get("deletionGracePeriodSeconds"))
             for uid, obj in desired.items():

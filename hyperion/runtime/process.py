@@ -215,6 +215,12 @@ class ProcessRuntime:
             )
         return None
 
+    def _host_ports(self, pod: PodSpec, c: ContainerSpec) -> tuple[Port, ...]:
+        """``(name, containerPort, hostPort)`` for each declared port, chosen at the
+        first start and kept across restarts. Default: a free host port for each (the
+        process shares the host network, so ``containerPort`` is only a label)."""
+        return tuple((n, cp, free_port()) for n, cp in c.ports)
+
     def _argv(self, pod: PodSpec, c: ContainerSpec, ports: tuple[Port, ...]) -> list[str]:
         """The argv to exec (no shell): ``command + args`` with ``$(VAR)`` expanded."""
         env = self._container_env(pod, c, ports)
@@ -268,6 +274,8 @@ class ProcessRuntime:
     def _container_env(
         self, pod: PodSpec, c: ContainerSpec, ports: tuple[Port, ...]
     ) -> dict[str, str]:
+        """The container's environment (for subclasses too): base PATH and HOME, the
+        pod's identity, ``PORT``/``HYPERION_PORT_<NAME>``, then the spec's ``env``."""
         env = {
             "PATH": os.environ.get("PATH") or DEFAULT_PATH,
             "HOME": str(pod.dir),
@@ -315,7 +323,7 @@ class ProcessRuntime:
             await asyncio.wait_for(slot.stop.wait(), delay_s)
 
     def _backoff_s(self, failures: int) -> float:
-        return min(self.backoff_cap_s, self.backoff_base_s * 2 ** min(failures, 32))
+        return min(self.backoff_cap_s, self.backoff_base_s * 2.0 ** min(failures, 32))
 
     async def _supervise(self, p: _Pod, slot: _Slot) -> None:
         pod, c = p.spec, slot.spec
@@ -335,7 +343,7 @@ class ProcessRuntime:
                     failures += 1
                     continue
                 if not slot.ports:
-                    slot.ports = tuple((n, cp, free_port()) for n, cp in c.ports)
+                    slot.ports = self._host_ports(pod, c)
                 try:
                     proc = await self._spawn(pod, c, slot.ports)
                 except OSError as e:
