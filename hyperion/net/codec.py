@@ -14,7 +14,8 @@ added. Tests and ``hyperion node start --wire-version 1`` use it to run mixed me
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 
@@ -35,6 +36,9 @@ from hyperion.mesh.membership import (
 from hyperion.net import wire_pb2
 from hyperion.net.compat import wire_v1_pb2
 
+if TYPE_CHECKING:
+    from hyperion.policy import model
+
 SUPPORTED_VERSIONS = (1, 2)
 
 MAX_UPDATES = 256  # rumors in one message; senders put at most 16
@@ -49,6 +53,13 @@ MAX_CATALOG_SUMMARY = 65_536  # stamps in one catalog reply; senders put at most
 MAX_CATALOG_BUCKETS = 4096  # digest length; nodes use CatalogConfig.buckets (64)
 MAX_WALL_MS = 253_402_300_799_999  # the end of year 9999: anything later is a broken clock
 MAX_LOGICAL = 1 << 62  # HLC counters stay tiny; this leaves room to count up, never overflow
+MAX_TENDER_ID_CHARS = 64  # schedulers use "<12 hex digits>-<sequence>"
+MAX_POD_CHARS = 253 + 1 + 63  # "namespace/name"; also workload ids
+MAX_SCHED_ITEMS = 64  # labels, selector entries, geographies, clouds, users, RTTs, values
+MAX_LABEL_CHARS = 253 + 1 + 63  # a label key "prefix/name"; also values, clouds, regions
+MAX_REASON_CHARS = 1024  # a decline's reason ("not in geographies [EU]")
+MAX_VERSION_CHARS = 128  # software versions and version ranges
+MAX_PROTOCOL_VERSIONS = 16
 
 
 class WireError(ValueError):
@@ -399,6 +410,304 @@ def _decode_catalog(kind: str, m: wire_pb2.MeshMessage) -> object:
     )
 
 
+# ---------------------------------------------------------------- scheduler
+# Tender -> bid -> award (hyperion/control/scheduler.py), protocol version 2. The
+# scheduler and policy modules are imported on first use: hyperion.policy.model imports
+# hyperion.mesh.records, which imports this module.
+
+
+def _sched_text(s: str, limit: int, what: str) -> str:
+    if not s:
+        raise WireError(f"{what} is empty")
+    return _text(s, limit, what)
+
+
+def _opt_text(p: object, field: str, limit: int) -> str | None:
+    if not p.HasField(field):  # type: ignore[attr-defined]
+        return None
+    return _text(getattr(p, field), limit, field.replace("_", " "))
+
+
+def _bounded(pbs: object, what: str, limit: int = MAX_SCHED_ITEMS) -> list:  # type: ignore[type-arg]
+    items = list(pbs)  # type: ignore[call-overload]
+    if len(items) > limit:
+        raise WireError(f"more than {limit} {what}")
+    return items
+
+
+def _strings(pbs: object, what: str, limit: int = MAX_LABEL_CHARS) -> tuple[str, ...]:
+    return tuple(_text(x, limit, what) for x in _bounded(pbs, what))
+
+
+def _labels(pbs: Mapping[str, str], what: str) -> dict[str, str]:
+    """A label map (``what``: "label" or "node selector label")."""
+    if len(pbs) > MAX_SCHED_ITEMS:
+        raise WireError(f"more than {MAX_SCHED_ITEMS} {what}s")
+    return {
+        _text(k, MAX_LABEL_CHARS, f"{what} key"): _text(v, MAX_LABEL_CHARS, f"{what} value")
+        for k, v in pbs.items()
+    }
+
+
+def _rtts(pbs: Mapping[str, float], what: str) -> dict[str, float]:
+    if len(pbs) > MAX_SCHED_ITEMS:
+        raise WireError(f"more than {MAX_SCHED_ITEMS} {what}s")
+    out = {}
+    for k, v in pbs.items():
+        if not (math.isfinite(v) and v >= 0):
+            raise WireError(f"{what} {v} is not finite and non-negative")
+        out[_text(k, MAX_LABEL_CHARS, f"{what} key")] = v
+    return out
+
+
+def _finite(**values: float) -> None:
+    for name, v in values.items():
+        if not math.isfinite(v):
+            raise WireError(f"{name.replace('_', ' ')} {v} is not finite")
+
+
+def _sched_request_pb(r: model.Request) -> wire_pb2.SchedRequest:
+    pb = wire_pb2.SchedRequest(
+        workload_id=r.workload_id,
+        replica=r.replica,
+        replicas=r.replicas,
+        kind=r.kind,
+        cpu_millis=r.cpu_millis,
+        memory_bytes=r.memory_bytes,
+        gpus=r.gpus,
+        geographies=list(r.geographies),
+        clouds=list(r.clouds),
+        node_selector=dict(r.node_selector),
+        affinity=[
+            wire_pb2.SchedAffinityTerm(
+                expressions=[
+                    wire_pb2.SchedMatchExpression(
+                        key=e.key, operator=e.operator, values=list(e.values)
+                    )
+                    for e in term
+                ]
+            )
+            for term in r.affinity
+        ],
+        prefer_spot=r.prefer_spot,
+        goal=r.goal,
+        users=[wire_pb2.SchedUser(geography=g, weight=w) for g, w in r.users],
+        placed_rtt_ms=dict(r.placed_rtt_ms),
+    )
+    if r.gpu_model is not None:
+        pb.gpu_model = r.gpu_model
+    if r.version_range is not None:
+        pb.version_range = r.version_range.text
+    if r.data_locality is not None:
+        pb.data_locality = r.data_locality
+    return pb
+
+
+def _sched_request(p: wire_pb2.SchedRequest) -> model.Request:
+    try:
+        return _sched_request_unchecked(p)
+    except ValueError as e:  # WireError, or what the dataclasses reject
+        raise WireError(f"invalid request: {e}") from None
+
+
+def _sched_request_unchecked(p: wire_pb2.SchedRequest) -> model.Request:
+    from hyperion.policy import model
+
+    affinity = []
+    for term in _bounded(p.affinity, "affinity terms", model.MAX_AFFINITY_TERMS):
+        exprs = []
+        for e in _bounded(term.expressions, "affinity expressions", model.MAX_EXPRESSIONS):
+            exprs.append(
+                (
+                    _text(e.key, MAX_LABEL_CHARS, "affinity key"),
+                    _text(e.operator, MAX_LABEL_CHARS, "affinity operator"),
+                    _strings(e.values, "affinity values"),
+                )
+            )
+        affinity.append(exprs)
+    users = [
+        (_text(u.geography, MAX_LABEL_CHARS, "user geography"), u.weight)
+        for u in _bounded(p.users, "users")
+    ]
+    for _, w in users:
+        _finite(user_weight=w)
+    vr = _opt_text(p, "version_range", MAX_VERSION_CHARS)
+    return model.Request(
+        workload_id=_sched_text(p.workload_id, MAX_POD_CHARS, "workload id"),
+        replica=p.replica,
+        replicas=p.replicas,
+        kind=_text(p.kind, MAX_LABEL_CHARS, "kind"),
+        cpu_millis=p.cpu_millis,
+        memory_bytes=p.memory_bytes,
+        gpus=p.gpus,
+        gpu_model=_opt_text(p, "gpu_model", MAX_LABEL_CHARS),
+        geographies=_strings(p.geographies, "geographies"),
+        clouds=_strings(p.clouds, "clouds"),
+        node_selector=_labels(p.node_selector, "node selector label"),
+        affinity=tuple(
+            tuple(model.MatchExpression(k, op, vals) for k, op, vals in t) for t in affinity
+        ),
+        version_range=None if vr is None else model.VersionRange(vr),
+        prefer_spot=p.prefer_spot,
+        data_locality=_opt_text(p, "data_locality", MAX_LABEL_CHARS),
+        goal=_text(p.goal, MAX_LABEL_CHARS, "goal"),
+        users=tuple(users),
+        placed_rtt_ms=_rtts(p.placed_rtt_ms, "placed RTT"),
+    )
+
+
+def _sched_candidate_pb(c: model.Candidate) -> wire_pb2.SchedCandidate:
+    pb = wire_pb2.SchedCandidate(
+        node_id=bytes.fromhex(c.node_id),
+        cloud=c.cloud,
+        region=c.region,
+        zone=c.zone,
+        price_per_hour=c.price_per_hour,
+        spot=c.spot,
+        rtt_ms=dict(c.rtt_ms),
+        cpu_millis=c.cpu_millis,
+        cpu_millis_free=c.cpu_millis_free,
+        memory_bytes=c.memory_bytes,
+        memory_bytes_free=c.memory_bytes_free,
+        gpus=c.gpus,
+        gpus_free=c.gpus_free,
+        load=c.load,
+        reliability=c.reliability,
+        software_version=c.software_version,
+        protocol_versions=list(c.protocol_versions),
+        labels=dict(c.labels),
+        edge=c.edge,
+        speed=c.speed,
+        replicas_on_node=c.replicas_on_node,
+        replicas_in_zone=c.replicas_in_zone,
+        replicas_in_region=c.replicas_in_region,
+    )
+    if c.geography is not None:
+        pb.geography = c.geography
+    if c.interruption_band is not None:
+        pb.interruption_band = c.interruption_band
+    if c.gpu_model is not None:
+        pb.gpu_model = c.gpu_model
+    return pb
+
+
+def _sched_candidate(p: wire_pb2.SchedCandidate) -> model.Candidate:
+    try:
+        return _sched_candidate_unchecked(p)
+    except ValueError as e:  # WireError, or what the dataclasses reject
+        raise WireError(f"invalid candidate: {e}") from None
+
+
+def _sched_candidate_unchecked(p: wire_pb2.SchedCandidate) -> model.Candidate:
+    from hyperion.policy import model
+
+    _finite(price=p.price_per_hour, load=p.load, reliability=p.reliability, speed=p.speed)
+    if min(p.replicas_on_node, p.replicas_in_zone, p.replicas_in_region) < 0:
+        raise WireError("replica counts must be non-negative")
+    return model.Candidate(
+        node_id=_id(p.node_id),
+        cloud=_text(p.cloud, MAX_LABEL_CHARS, "cloud"),
+        region=_text(p.region, MAX_LABEL_CHARS, "region"),
+        zone=_text(p.zone, MAX_LABEL_CHARS, "zone"),
+        geography=_opt_text(p, "geography", MAX_LABEL_CHARS),
+        price_per_hour=p.price_per_hour,
+        spot=p.spot,
+        interruption_band=p.interruption_band if p.HasField("interruption_band") else None,
+        rtt_ms=_rtts(p.rtt_ms, "RTT"),
+        cpu_millis=p.cpu_millis,
+        cpu_millis_free=p.cpu_millis_free,
+        memory_bytes=p.memory_bytes,
+        memory_bytes_free=p.memory_bytes_free,
+        gpus=p.gpus,
+        gpus_free=p.gpus_free,
+        gpu_model=_opt_text(p, "gpu_model", MAX_LABEL_CHARS),
+        load=p.load,
+        reliability=p.reliability,
+        software_version=_text(p.software_version, MAX_VERSION_CHARS, "software version"),
+        protocol_versions=tuple(
+            _bounded(p.protocol_versions, "protocol versions", MAX_PROTOCOL_VERSIONS)
+        ),
+        labels=_labels(p.labels, "label"),
+        edge=p.edge,
+        speed=p.speed,
+        replicas_on_node=p.replicas_on_node,
+        replicas_in_zone=p.replicas_in_zone,
+        replicas_in_region=p.replicas_in_region,
+    )
+
+
+def _encode_sched(msg: object, m: wire_pb2.MeshMessage) -> bool:
+    from hyperion.control import scheduler as sched
+
+    if isinstance(msg, sched.Tender):
+        m.sched_tender.CopyFrom(
+            wire_pb2.SchedTender(
+                src=bytes.fromhex(msg.src),
+                tender_id=msg.tender_id,
+                pod=msg.pod,
+                request=_sched_request_pb(msg.request),
+            )
+        )
+    elif isinstance(msg, sched.Bid):
+        pb = wire_pb2.SchedBid(
+            src=bytes.fromhex(msg.src),
+            tender_id=msg.tender_id,
+            reason=msg.reason,
+            resolvable=msg.resolvable,
+        )
+        if msg.candidate is not None:
+            pb.candidate.CopyFrom(_sched_candidate_pb(msg.candidate))
+        m.sched_bid.CopyFrom(pb)
+    elif isinstance(msg, sched.Award):
+        m.sched_award.CopyFrom(
+            wire_pb2.SchedAward(
+                src=bytes.fromhex(msg.src),
+                tender_id=msg.tender_id,
+                pod=msg.pod,
+                request=_sched_request_pb(msg.request),
+            )
+        )
+    elif isinstance(msg, sched.AwardReply):
+        m.sched_award_reply.CopyFrom(
+            wire_pb2.SchedAwardReply(
+                src=bytes.fromhex(msg.src),
+                tender_id=msg.tender_id,
+                pod=msg.pod,
+                accepted=msg.accepted,
+                reason=msg.reason,
+            )
+        )
+    elif isinstance(msg, sched.Release):
+        m.sched_release.CopyFrom(
+            wire_pb2.SchedRelease(src=bytes.fromhex(msg.src), tender_id=msg.tender_id, pod=msg.pod)
+        )
+    else:
+        return False
+    return True
+
+
+def _decode_sched(kind: str, m: wire_pb2.MeshMessage) -> object:
+    from hyperion.control import scheduler as sched
+
+    x = getattr(m, kind)
+    src = _id(x.src)
+    tid = _sched_text(x.tender_id, MAX_TENDER_ID_CHARS, "tender id")
+    if kind == "sched_bid":
+        cand = _sched_candidate(x.candidate) if x.HasField("candidate") else None
+        return sched.Bid(tid, src, cand, _text(x.reason, MAX_REASON_CHARS, "reason"), x.resolvable)
+    pod = _sched_text(x.pod, MAX_POD_CHARS, "pod")
+    if kind in ("sched_tender", "sched_award"):
+        if not x.HasField("request"):
+            raise WireError(f"{kind.removeprefix('sched_')} without a request")
+        cls = sched.Tender if kind == "sched_tender" else sched.Award
+        return cls(tid, src, pod, _sched_request(x.request))
+    if kind == "sched_award_reply":
+        return sched.AwardReply(
+            tid, src, pod, x.accepted, _text(x.reason, MAX_REASON_CHARS, "reason")
+        )
+    return sched.Release(tid, src, pod)
+
+
 def through_schema(data: bytes, message: str, version: int) -> bytes:
     """``data`` as a node of protocol ``version`` sees it: fields it does not know dropped."""
     if version == PROTOCOL_VERSION:
@@ -498,7 +807,7 @@ def _encode(msg: object) -> bytes:
                 keys=list(msg.keys),
             )
         )
-    else:
+    elif not _encode_sched(msg, m):
         raise TypeError(f"cannot encode {type(msg).__name__}")
     return m.SerializeToString()
 
@@ -518,6 +827,8 @@ def decode(body: bytes, version: int = PROTOCOL_VERSION) -> object:
         return _decode_pubsub(m.pubsub)
     if kind is not None and kind.startswith("catalog_"):
         return _decode_catalog(kind, m)
+    if kind is not None and kind.startswith("sched_"):
+        return _decode_sched(kind, m)
     if kind == "ping":
         p = m.ping
         return Ping(

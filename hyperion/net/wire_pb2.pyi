@@ -37,7 +37,7 @@ class Envelope(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., sender: _Optional[bytes] = ..., sender_key: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., nonce: _Optional[bytes] = ..., body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class MeshMessage(_message.Message):
-    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull", "broadcast", "dht_find_node", "dht_find_value", "dht_nodes", "dht_store", "dht_store_ack", "pubsub", "catalog_digest", "catalog_delta")
+    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull", "broadcast", "dht_find_node", "dht_find_value", "dht_nodes", "dht_store", "dht_store_ack", "pubsub", "catalog_digest", "catalog_delta", "sched_tender", "sched_bid", "sched_award", "sched_award_reply", "sched_release")
     PING_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     PING_REQ_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,11 @@ class MeshMessage(_message.Message):
     PUBSUB_FIELD_NUMBER: _ClassVar[int]
     CATALOG_DIGEST_FIELD_NUMBER: _ClassVar[int]
     CATALOG_DELTA_FIELD_NUMBER: _ClassVar[int]
+    SCHED_TENDER_FIELD_NUMBER: _ClassVar[int]
+    SCHED_BID_FIELD_NUMBER: _ClassVar[int]
+    SCHED_AWARD_FIELD_NUMBER: _ClassVar[int]
+    SCHED_AWARD_REPLY_FIELD_NUMBER: _ClassVar[int]
+    SCHED_RELEASE_FIELD_NUMBER: _ClassVar[int]
     ping: Ping
     ack: Ack
     ping_req: PingReq
@@ -66,7 +71,12 @@ class MeshMessage(_message.Message):
     pubsub: PubSub
     catalog_digest: CatalogDigest
     catalog_delta: CatalogDelta
-    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ..., broadcast: _Optional[_Union[Broadcast, _Mapping]] = ..., dht_find_node: _Optional[_Union[DhtFindNode, _Mapping]] = ..., dht_find_value: _Optional[_Union[DhtFindValue, _Mapping]] = ..., dht_nodes: _Optional[_Union[DhtNodes, _Mapping]] = ..., dht_store: _Optional[_Union[DhtStore, _Mapping]] = ..., dht_store_ack: _Optional[_Union[DhtStoreAck, _Mapping]] = ..., pubsub: _Optional[_Union[PubSub, _Mapping]] = ..., catalog_digest: _Optional[_Union[CatalogDigest, _Mapping]] = ..., catalog_delta: _Optional[_Union[CatalogDelta, _Mapping]] = ...) -> None: ...
+    sched_tender: SchedTender
+    sched_bid: SchedBid
+    sched_award: SchedAward
+    sched_award_reply: SchedAwardReply
+    sched_release: SchedRelease
+    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ..., broadcast: _Optional[_Union[Broadcast, _Mapping]] = ..., dht_find_node: _Optional[_Union[DhtFindNode, _Mapping]] = ..., dht_find_value: _Optional[_Union[DhtFindValue, _Mapping]] = ..., dht_nodes: _Optional[_Union[DhtNodes, _Mapping]] = ..., dht_store: _Optional[_Union[DhtStore, _Mapping]] = ..., dht_store_ack: _Optional[_Union[DhtStoreAck, _Mapping]] = ..., pubsub: _Optional[_Union[PubSub, _Mapping]] = ..., catalog_digest: _Optional[_Union[CatalogDigest, _Mapping]] = ..., catalog_delta: _Optional[_Union[CatalogDelta, _Mapping]] = ..., sched_tender: _Optional[_Union[SchedTender, _Mapping]] = ..., sched_bid: _Optional[_Union[SchedBid, _Mapping]] = ..., sched_award: _Optional[_Union[SchedAward, _Mapping]] = ..., sched_award_reply: _Optional[_Union[SchedAwardReply, _Mapping]] = ..., sched_release: _Optional[_Union[SchedRelease, _Mapping]] = ...) -> None: ...
 
 class Update(_message.Message):
     __slots__ = ("node_id", "addr", "incarnation", "state", "name")
@@ -363,6 +373,216 @@ class CatalogDelta(_message.Message):
     buckets: _containers.RepeatedScalarFieldContainer[int]
     summary: _containers.RepeatedCompositeFieldContainer[CatalogStamp]
     def __init__(self, src: _Optional[bytes] = ..., src_addr: _Optional[str] = ..., reply: _Optional[bool] = ..., items: _Optional[_Iterable[_Union[CatalogItem, _Mapping]]] = ..., buckets: _Optional[_Iterable[int]] = ..., summary: _Optional[_Iterable[_Union[CatalogStamp, _Mapping]]] = ...) -> None: ...
+
+class SchedMatchExpression(_message.Message):
+    __slots__ = ("key", "operator", "values")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    operator: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key: _Optional[str] = ..., operator: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SchedAffinityTerm(_message.Message):
+    __slots__ = ("expressions",)
+    EXPRESSIONS_FIELD_NUMBER: _ClassVar[int]
+    expressions: _containers.RepeatedCompositeFieldContainer[SchedMatchExpression]
+    def __init__(self, expressions: _Optional[_Iterable[_Union[SchedMatchExpression, _Mapping]]] = ...) -> None: ...
+
+class SchedUser(_message.Message):
+    __slots__ = ("geography", "weight")
+    GEOGRAPHY_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    geography: str
+    weight: float
+    def __init__(self, geography: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class SchedRequest(_message.Message):
+    __slots__ = ("workload_id", "replica", "replicas", "kind", "cpu_millis", "memory_bytes", "gpus", "gpu_model", "geographies", "clouds", "node_selector", "affinity", "version_range", "prefer_spot", "data_locality", "goal", "users", "placed_rtt_ms")
+    class NodeSelectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class PlacedRttMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    WORKLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    GEOGRAPHIES_FIELD_NUMBER: _ClassVar[int]
+    CLOUDS_FIELD_NUMBER: _ClassVar[int]
+    NODE_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    AFFINITY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_RANGE_FIELD_NUMBER: _ClassVar[int]
+    PREFER_SPOT_FIELD_NUMBER: _ClassVar[int]
+    DATA_LOCALITY_FIELD_NUMBER: _ClassVar[int]
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    PLACED_RTT_MS_FIELD_NUMBER: _ClassVar[int]
+    workload_id: str
+    replica: int
+    replicas: int
+    kind: str
+    cpu_millis: int
+    memory_bytes: int
+    gpus: int
+    gpu_model: str
+    geographies: _containers.RepeatedScalarFieldContainer[str]
+    clouds: _containers.RepeatedScalarFieldContainer[str]
+    node_selector: _containers.ScalarMap[str, str]
+    affinity: _containers.RepeatedCompositeFieldContainer[SchedAffinityTerm]
+    version_range: str
+    prefer_spot: bool
+    data_locality: str
+    goal: str
+    users: _containers.RepeatedCompositeFieldContainer[SchedUser]
+    placed_rtt_ms: _containers.ScalarMap[str, float]
+    def __init__(self, workload_id: _Optional[str] = ..., replica: _Optional[int] = ..., replicas: _Optional[int] = ..., kind: _Optional[str] = ..., cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[int] = ..., gpu_model: _Optional[str] = ..., geographies: _Optional[_Iterable[str]] = ..., clouds: _Optional[_Iterable[str]] = ..., node_selector: _Optional[_Mapping[str, str]] = ..., affinity: _Optional[_Iterable[_Union[SchedAffinityTerm, _Mapping]]] = ..., version_range: _Optional[str] = ..., prefer_spot: _Optional[bool] = ..., data_locality: _Optional[str] = ..., goal: _Optional[str] = ..., users: _Optional[_Iterable[_Union[SchedUser, _Mapping]]] = ..., placed_rtt_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class SchedCandidate(_message.Message):
+    __slots__ = ("node_id", "cloud", "region", "zone", "geography", "price_per_hour", "spot", "interruption_band", "rtt_ms", "cpu_millis", "cpu_millis_free", "memory_bytes", "memory_bytes_free", "gpus", "gpus_free", "gpu_model", "load", "reliability", "software_version", "protocol_versions", "labels", "edge", "speed", "replicas_on_node", "replicas_in_zone", "replicas_in_region")
+    class RttMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    GEOGRAPHY_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    SPOT_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTION_BAND_FIELD_NUMBER: _ClassVar[int]
+    RTT_MS_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLIS_FREE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FREE_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FREE_FIELD_NUMBER: _ClassVar[int]
+    GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    RELIABILITY_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    SPEED_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_ON_NODE_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_IN_ZONE_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_IN_REGION_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    cloud: str
+    region: str
+    zone: str
+    geography: str
+    price_per_hour: float
+    spot: bool
+    interruption_band: int
+    rtt_ms: _containers.ScalarMap[str, float]
+    cpu_millis: int
+    cpu_millis_free: int
+    memory_bytes: int
+    memory_bytes_free: int
+    gpus: int
+    gpus_free: int
+    gpu_model: str
+    load: float
+    reliability: float
+    software_version: str
+    protocol_versions: _containers.RepeatedScalarFieldContainer[int]
+    labels: _containers.ScalarMap[str, str]
+    edge: bool
+    speed: float
+    replicas_on_node: int
+    replicas_in_zone: int
+    replicas_in_region: int
+    def __init__(self, node_id: _Optional[bytes] = ..., cloud: _Optional[str] = ..., region: _Optional[str] = ..., zone: _Optional[str] = ..., geography: _Optional[str] = ..., price_per_hour: _Optional[float] = ..., spot: _Optional[bool] = ..., interruption_band: _Optional[int] = ..., rtt_ms: _Optional[_Mapping[str, float]] = ..., cpu_millis: _Optional[int] = ..., cpu_millis_free: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., gpus: _Optional[int] = ..., gpus_free: _Optional[int] = ..., gpu_model: _Optional[str] = ..., load: _Optional[float] = ..., reliability: _Optional[float] = ..., software_version: _Optional[str] = ..., protocol_versions: _Optional[_Iterable[int]] = ..., labels: _Optional[_Mapping[str, str]] = ..., edge: _Optional[bool] = ..., speed: _Optional[float] = ..., replicas_on_node: _Optional[int] = ..., replicas_in_zone: _Optional[int] = ..., replicas_in_region: _Optional[int] = ...) -> None: ...
+
+class SchedTender(_message.Message):
+    __slots__ = ("src", "tender_id", "pod", "request")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    TENDER_ID_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    tender_id: str
+    pod: str
+    request: SchedRequest
+    def __init__(self, src: _Optional[bytes] = ..., tender_id: _Optional[str] = ..., pod: _Optional[str] = ..., request: _Optional[_Union[SchedRequest, _Mapping]] = ...) -> None: ...
+
+class SchedBid(_message.Message):
+    __slots__ = ("src", "tender_id", "candidate", "reason", "resolvable")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    TENDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RESOLVABLE_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    tender_id: str
+    candidate: SchedCandidate
+    reason: str
+    resolvable: bool
+    def __init__(self, src: _Optional[bytes] = ..., tender_id: _Optional[str] = ..., candidate: _Optional[_Union[SchedCandidate, _Mapping]] = ..., reason: _Optional[str] = ..., resolvable: _Optional[bool] = ...) -> None: ...
+
+class SchedAward(_message.Message):
+    __slots__ = ("src", "tender_id", "pod", "request")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    TENDER_ID_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    tender_id: str
+    pod: str
+    request: SchedRequest
+    def __init__(self, src: _Optional[bytes] = ..., tender_id: _Optional[str] = ..., pod: _Optional[str] = ..., request: _Optional[_Union[SchedRequest, _Mapping]] = ...) -> None: ...
+
+class SchedAwardReply(_message.Message):
+    __slots__ = ("src", "tender_id", "pod", "accepted", "reason")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    TENDER_ID_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    tender_id: str
+    pod: str
+    accepted: bool
+    reason: str
+    def __init__(self, src: _Optional[bytes] = ..., tender_id: _Optional[str] = ..., pod: _Optional[str] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SchedRelease(_message.Message):
+    __slots__ = ("src", "tender_id", "pod")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    TENDER_ID_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    src: bytes
+    tender_id: str
+    pod: str
+    def __init__(self, src: _Optional[bytes] = ..., tender_id: _Optional[str] = ..., pod: _Optional[str] = ...) -> None: ...
 
 class GpuInfo(_message.Message):
     __slots__ = ("model", "memory_bytes", "count", "free")
