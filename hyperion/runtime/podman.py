@@ -8,8 +8,10 @@ and back-off, the log file, SIGTERM → grace → SIGKILL, ``states``) is ``Proc
 supervisor: the supervised child is an *attached* ``podman run``, so it lives exactly as
 long as the container does and its exit status is the container's.
 
-Every podman command gets these global flags, so the runtime never reads or writes
-Podman's global state and needs no configuration file:
+Every podman command gets these global flags, so the runtime needs no configuration
+file and keeps its images and containers out of Podman's global store (what Podman 4.3
+still shares: the lock segment ``/dev/shm/libpod_lock``, runc's state ``/run/runc``,
+both per container id, and an empty ``/run/containers/networks``):
 
 * ``--root ROOT/storage --runroot ROOT/run --tmpdir ROOT/tmp``: a private image and
   container store, runtime state and libpod state (the events log, the "alive" file)
