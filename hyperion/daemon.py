@@ -35,6 +35,8 @@ from hyperion.api.nodes import node_object
 from hyperion.api.server import ApiContext, ApiServer, load_cert, server_ssl_context
 from hyperion.api.store import ObjectStore
 from hyperion.control.catalog import CatalogChanged
+from hyperion.control.driver import ControlDriver
+from hyperion.control.scheduler import Placed, Scheduler, Unplaced
 from hyperion.identity.ca import CertificateAuthority, Svid
 from hyperion.identity.errors import IdentityError
 from hyperion.identity.keys import NodeKey
@@ -55,6 +57,11 @@ from hyperion.net.transport import (
     peer_identity,
     start_server,
 )
+from hyperion.policy import get_policy
+from hyperion.runtime.base import Runtime
+from hyperion.runtime.podman import PodmanRuntime, podman_available
+from hyperion.runtime.pods import PodManager
+from hyperion.runtime.process import ProcessRuntime
 
 log = logging.getLogger("hyperion.node")
 LEAVE_FLUSH_S = 0.3  # let the leave broadcast go out before closing links
@@ -76,6 +83,7 @@ class NodeOptions:
     egress_price_per_gb: float = 0.0
     wire_version: int = PROTOCOL_VERSION  # 1: behave as a release-0.1 node on the wire
     api_listen: str = "127.0.0.1:0"  # the Kubernetes-compatible HTTPS API
+    policy: str = "rules"  # placement policy of the tenders this node runs: rules | rl
 
 
 def node_dir(mesh_dir: Path, name: str) -> Path:
@@ -173,12 +181,23 @@ class Node:
         self.api_addr = ""
         self.api: ApiServer | None = None
         self._api_ssl: ssl.SSLContext | None = None
+        self.policy = get_policy(opts.policy)  # fails early on an unknown name
+        self.control: ControlDriver | None = None
+        self._client_ssl: ssl.SSLContext | None = None
 
     def _on_notify(self, event: object) -> None:
         if isinstance(event, CatalogChanged):
             if self.api is not None:
                 self.api.store.notify()
+            if self.control is not None:
+                self.control.wake()
             return
+        if isinstance(event, (Placed, Unplaced)):
+            if self.control is not None:
+                self.control.on_event(event)
+            return
+        if self.control is not None:
+            self._feed_control(event)
         if self.api is not None and isinstance(event, (RecordEvent, MemberEvent)):
             self.api.ctx.nodes_changed()
         if isinstance(event, RecordEvent):
@@ -195,6 +214,30 @@ class Node:
             log.info(
                 "member %s (%s) is %s", event.name or event.node_id[:12], event.addr, event.state
             )
+
+    def _feed_control(self, event: object) -> None:
+        """Node records and membership changes into the scheduler's view."""
+        assert self.control is not None
+        if isinstance(event, RecordEvent):
+            if event.record is None:
+                self.control.forget(event.node_id)
+                return
+            try:
+                rec = NodeRecord.from_bytes(event.record.value, self.opts.wire_version)
+            except RecordError:
+                return
+            self.control.observe(rec)
+        elif isinstance(event, MemberEvent):
+            if event.state not in ("alive", "suspect"):
+                self.control.forget(event.node_id)
+            else:
+                self.control.wake()
+
+    def live_members(self) -> dict[str, str]:
+        """Live members that take part in the catalog (custodian candidates): id -> name."""
+        assert self.core is not None and self.control is not None
+        names = self.control.names
+        return {nid: names.get(nid, "") for nid in self.core.catalog_peers()}
 
     def members_reply(self) -> wire_pb2.MembersReply:
         assert self.core is not None
@@ -281,6 +324,7 @@ class Node:
                 continue
             self.creds.update(svid)
             self.svid = svid
+            self._client_ssl = None  # rebuilt with the new SVID on next use
             if self._api_ssl is not None:
                 load_cert(self._api_ssl, svid.cert_pem, svid.key_pem, self.dir)
             self.counters.inc("svid_renewals")
@@ -321,6 +365,43 @@ class Node:
             / (f"{container}.log")
         )
 
+    def _pod_manager(self, host: str) -> PodManager:
+        runtimes: dict[str, Runtime] = {"process": ProcessRuntime()}
+        podman = podman_available()
+        if podman is not None:
+            runtimes["podman"] = PodmanRuntime(podman, self.opts.dir / "podman")
+
+        def publish(ns: str, name: str, status: dict[str, object]) -> None:
+            if self.control is not None:
+                self.control.publish_status(ns, name, status)
+
+        def event(pod: dict[str, object], typ: str, reason: str, message: str) -> None:
+            if self.control is not None:
+                self.control.record_event(pod, typ, reason, message)
+
+        return PodManager(
+            node_name=self.opts.name,
+            host_ip=host,
+            root=self.dir / "pods",
+            runtimes=runtimes,
+            publish=publish,
+            record_event=event,
+        )
+
+    def peer_api(self, node_name: str) -> tuple[str, ssl.SSLContext] | None:
+        """Another node's API address and a client context presenting our node SVID."""
+        addr = None if self.control is None else self.control.api_addrs.get(node_name)
+        if not addr or node_name == self.opts.name:
+            return None
+        if self._client_ssl is None:
+            ctx = ssl.create_default_context(cadata=self.svid.bundle_pem.decode())
+            ctx.check_hostname = False  # SVIDs name the node, not its address
+            client_dir = self.dir / "api-client"
+            client_dir.mkdir(mode=0o700, exist_ok=True)
+            load_cert(ctx, self.svid.cert_pem, self.svid.key_pem, client_dir)
+            self._client_ssl = ctx
+        return addr, self._client_ssl
+
     async def _start_api(self) -> web.AppRunner:
         assert self.core is not None and self.driver is not None
         store = ObjectStore(
@@ -332,6 +413,7 @@ class Node:
             trust_domain=self.trust_domain,
             nodes=self.node_objects,  # type: ignore[arg-type]
             log_path=self.pod_log_path,  # type: ignore[arg-type]
+            peer_api=self.peer_api,
         )
         self.api = ApiServer(ctx)
         self._api_ssl = server_ssl_context(
@@ -369,6 +451,7 @@ class Node:
             host = "127.0.0.1"
         self.addr = f"{host}:{port}"
         now = time.monotonic()
+        scheduler = Scheduler(self.key.node_id, policy=self.policy, rng=random.Random())
         self.core = MeshNode(
             self.key.node_id,
             self.addr,
@@ -386,6 +469,7 @@ class Node:
             swim=PROFILES[self.opts.profile],
             pubsub=PubSubConfig.for_version(self.opts.wire_version),
             rv_start=int(time.time() * 1000) * 1000,
+            control=scheduler,
         )
         self.driver = CoreDriver(
             self.core,
@@ -397,7 +481,18 @@ class Node:
         )
         holder.append(self.driver)
         runner = await self._start_api()
-        value = self.build_record().to_bytes(self.opts.wire_version)
+        pods = self._pod_manager(host)
+        self.control = ControlDriver(
+            core=self.core,
+            scheduler=scheduler,
+            node_name=self.opts.name,
+            execute=self.driver.execute,
+            pods=pods,
+            live_members=self.live_members,
+        )
+        record = self.build_record()
+        self.control.observe(record)
+        value = record.to_bytes(self.opts.wire_version)
         self.driver.execute(self.core.join(self.opts.join, now))
         self.driver.execute(self.core.set_record(value, now))
         self._write_info()
@@ -405,10 +500,13 @@ class Node:
         tasks = [
             asyncio.create_task(self.driver.run()),
             asyncio.create_task(self._renew_loop()),
+            asyncio.create_task(self.control.run()),
         ]
         try:
             await stop.wait()
         finally:
+            tasks[2].cancel()
+            await pods.close()  # stop what runs here (SIGTERM, grace, SIGKILL)
             self.driver.execute(self.core.leave(time.monotonic()))
             await asyncio.sleep(LEAVE_FLUSH_S)
             for t in tasks:

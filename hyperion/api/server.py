@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 from aiohttp import web
 
@@ -90,6 +91,9 @@ class ApiContext:
     trust_domain: str
     nodes: Callable[[], list[dict[str, Any]]] = lambda: []
     log_path: Callable[[dict[str, Any], str], Path | None] = lambda pod, c: None
+    # The API of the node a pod runs on ("host:port", client TLS context), to fetch its
+    # logs from there as the Kubernetes API server asks the kubelet; None if unknown.
+    peer_api: Callable[[str], tuple[str, ssl.SSLContext] | None] = lambda node: None
     wall: Callable[[], float] = time.time
     mesh_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -1274,6 +1278,11 @@ class ApiServer:
         if container not in containers:
             raise errors.bad_request(f"container {container} is not valid for pod {t.name}")
         path = self.ctx.log_path(pod, container)
+        node = (pod.get("spec") or {}).get("nodeName")
+        if path is None and node and node != self.ctx.node_name:
+            peer = self.ctx.peer_api(str(node))
+            if peer is not None:
+                return await self._proxy(request, *peer)
         if path is None or not path.exists():
             raise errors.bad_request(
                 f'container "{container}" in pod "{t.name}" is waiting to start: ContainerCreating'
@@ -1310,6 +1319,32 @@ class ApiServer:
         with contextlib.suppress(ConnectionResetError):
             await resp.write_eof()
         return resp
+
+    async def _proxy(
+        self, request: web.Request, addr: str, ctx: ssl.SSLContext
+    ) -> web.StreamResponse:
+        """Stream the same request from the node at ``addr`` (its logs are there)."""
+        url = f"https://{addr}{request.path_qs}"
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=5)) as session,
+                session.get(url, ssl=ctx) as upstream,
+            ):
+                resp = web.StreamResponse(
+                    status=upstream.status,
+                    headers={"Content-Type": upstream.headers.get("Content-Type", "text/plain")},
+                )
+                resp.enable_chunked_encoding()
+                await resp.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+                with contextlib.suppress(ConnectionResetError):
+                    await resp.write_eof()
+                return resp
+        except (aiohttp.ClientError, OSError) as e:
+            raise errors.service_unavailable(
+                f"cannot reach the node's API at {addr}: {e}"
+            ) from None
 
 
 def _spec_of(obj: dict[str, Any]) -> Any:

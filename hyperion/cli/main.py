@@ -160,11 +160,15 @@ def node_start(
     api_listen: Annotated[
         str, typer.Option("--api-listen", help="host:port of the Kubernetes API (HTTPS)")
     ] = "127.0.0.1:0",
+    policy: Annotated[
+        str, typer.Option("--policy", help="Placement policy of this node's tenders: rules | rl")
+    ] = "rules",
 ) -> None:
     """Run one node in the foreground until SIGINT/SIGTERM."""
     from hyperion.daemon import Node, NodeOptions
     from hyperion.identity.tokens import parse_ttl
     from hyperion.mesh.records import normalize_labels, parse_gpus, parse_quantity
+    from hyperion.policy import POLICIES
 
     parse_name(name)
     parse_addr(listen)
@@ -188,7 +192,10 @@ def node_start(
             egress_price_per_gb=egress_price,
             wire_version=wire_version,
             api_listen=api_listen,
+            policy=policy,
         )
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
     except ValueError as e:
         fail(str(e))
     _setup_logging(True)

@@ -41,7 +41,7 @@ from hyperion.control.catalog import (
     Change,
     Key,
 )
-from hyperion.core import Effect, Notify, Send
+from hyperion.core import Core, Effect, Notify, Send
 from hyperion.mesh import dht as dht_mod
 from hyperion.mesh.dht import Contact, Dht, DhtConfig, LookupDone, Record
 from hyperion.mesh.membership import (
@@ -109,8 +109,13 @@ class MeshNode:
         config: MeshNodeConfig | None = None,
         catalog: CatalogConfig | None = None,
         rv_start: int = 0,
+        control: Core | None = None,
     ) -> None:
-        """``rv_start``: the catalog's first resourceVersion (see ``Catalog``)."""
+        """``rv_start``: the catalog's first resourceVersion (see ``Catalog``).
+        ``control``: the core of the layer above (the scheduler), which gets every
+        message of a type the machine plane does not own, its timers, and its effects
+        passed up unchanged."""
+        self.control = control
         self.node_id = node_id
         self.addr = addr
         self.public_key = public_key
@@ -199,6 +204,10 @@ class MeshNode:
         out.extend(fx)
         return self._process(out, now)
 
+    def catalog_peers(self) -> list[str]:
+        """Live members this node exchanges catalog objects with (node ids)."""
+        return list(self._catalog_peers)
+
     def members(self) -> list[dict[str, object]]:
         return self.membership.members()
 
@@ -223,6 +232,8 @@ class MeshNode:
                 self._catalog_dropped += 1
                 return []
             fx = self.catalog.handle(msg, now)
+        elif self.control is not None:
+            return self.control.handle(msg, now)
         else:
             self._inc("drop_unknown_message")
             return []
@@ -234,6 +245,7 @@ class MeshNode:
             self.pubsub.next_deadline(),
             self.catalog.next_deadline(),
             self._republish_at,
+            None if self.control is None else self.control.next_deadline(),
         ]
         if len(self._fetching) < self.config.max_fetches:  # else a finished fetch starts more
             ds.append(min((due for due, _ in self._fetch_due.values()), default=None))
@@ -258,6 +270,10 @@ class MeshNode:
             out.extend(self._publish_record(now))
         if self._fetch_due:
             self._start_fetches(now, out)
+        if self.control is not None:
+            d = self.control.next_deadline()
+            if d is not None and d <= now:
+                out.extend(self.control.tick(now))
         return self._process(out, now)
 
     # ---------------------------------------------------------------- plumbing

@@ -1,0 +1,671 @@
+"""Workload custodians (DESIGN §6 step 5): the controllers of a mesh with no controller.
+
+For every Deployment, StatefulSet, Job and HyperionWorkload (and every Pod created
+bare), the live node closest to the object's key by XOR is its *custodian* — each node
+computes this from its own membership view, so a custodian that dies is replaced by the
+next closest node at the next reconcile, with no election. ``reconcile`` is pure: it
+reads the node's copy of the object catalog, the live members and the wall clock, and
+returns what to do — catalog writes (new Pods, deletions, workload ``status``, Events),
+and the Pods to tender. The daemon executes them; the scheduler core places the tenders.
+
+What a custodian does, per workload kind:
+
+* **Pods**: ``replicas`` Pods from the template, owned by the workload (an
+  ``ownerReference`` with ``controller: true``). Deployments name them
+  ``<name>-<template hash>-<5 chars>`` and roll out a changed template by creating
+  Pods of the new hash and retiring the old ones once the new ones are ready;
+  StatefulSets and HyperionWorkloads name them ``<name>-<index>``; Jobs
+  ``<name>-<5 chars>`` up to ``parallelism`` at a time until ``completions`` succeeded.
+* **Lost replicas**: a Pod bound to a node that is not alive in the custodian's view
+  does not count; a replacement is created and tendered. The lost Pod is deleted only
+  once the workload has its full count again, so the only running copy is never
+  retired; when a partition heals, the surplus is retired instead — unbound first,
+  then not ready, then the newest, so nothing running is restarted needlessly.
+* **Tenders**: every unbound Pod whose custodian this node is, with the ``placed``
+  (node, zone, region) of its siblings for spreading. An ``Unschedulable`` result is
+  written as the Pod's ``PodScheduled=False`` condition and retried with backoff.
+* **Status**: ``replicas``, ``readyReplicas``, ``availableReplicas``,
+  ``updatedReplicas``, ``observedGeneration`` and conditions, as ``kubectl rollout
+  status`` / ``wait`` read them; HyperionWorkloads add ``placements`` (node, cloud,
+  region, price, spot) and ``phase``; Jobs ``succeeded``/``failed``/``active`` and
+  ``Complete``/``Failed`` conditions with ``backoffLimit``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+POD = "/pods"
+EVENT = "/events"
+WORKLOADS = ("apps/deployments", "apps/statefulsets", "batch/jobs", "hyperion.io/hyperionworkloads")
+API_VERSION = {
+    "apps/deployments": ("apps/v1", "Deployment"),
+    "apps/statefulsets": ("apps/v1", "StatefulSet"),
+    "batch/jobs": ("batch/v1", "Job"),
+    "hyperion.io/hyperionworkloads": ("hyperion.io/v1alpha1", "HyperionWorkload"),
+}
+POLICY_ANNOTATION = "hyperion.io/policy"  # JSON of a HyperionWorkload's spec.policy
+TEMPLATE_HASH = "pod-template-hash"
+REPLICA_LABEL = "hyperion.io/replica"
+WORKLOAD_LABEL = "hyperion.io/workload"
+DEFAULT_BACKOFF_LIMIT = 6
+
+Key = tuple[str, str, str]
+Obj = dict[str, Any]
+
+
+def xor_distance(node_id: str, key_hash: int) -> int:
+    return int(node_id, 16) ^ key_hash
+
+
+def key_hash(resource: str, namespace: str, name: str) -> int:
+    return int(hashlib.sha1(f"{resource}/{namespace}/{name}".encode()).hexdigest(), 16)
+
+
+def custodian_of(resource: str, namespace: str, name: str, live: Iterable[str]) -> str | None:
+    """The live node id closest to the object's key (None when no node is live)."""
+    h = key_hash(resource, namespace, name)
+    return min(live, key=lambda nid: xor_distance(nid, h), default=None)
+
+
+# ---------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    key: Key
+    obj: Obj | None  # None: delete
+
+
+@dataclass(frozen=True, slots=True)
+class TenderPod:
+    key: Key
+    pod: Obj
+    placed: tuple[tuple[str, str, str], ...]  # (node name, zone, region) of siblings
+
+
+@dataclass(slots=True)
+class Members:
+    """The custodian's view: live node id -> name, and name -> (zone, cloud:region)."""
+
+    live: Mapping[str, str]
+    topology: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def alive(self, node_name: str) -> bool:
+        return node_name in self._names
+
+    @property
+    def _names(self) -> set[str]:
+        return set(self.live.values())
+
+
+def _meta(o: Obj) -> dict[str, Any]:
+    m = o.get("metadata")
+    return m if isinstance(m, dict) else {}
+
+
+def _spec(o: Obj) -> dict[str, Any]:
+    s = o.get("spec")
+    return s if isinstance(s, dict) else {}
+
+
+def _status(o: Obj) -> dict[str, Any]:
+    s = o.get("status")
+    return s if isinstance(s, dict) else {}
+
+
+def owner_uid(pod: Obj) -> str | None:
+    for ref in _meta(pod).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def pod_ready(pod: Obj) -> bool:
+    for c in _status(pod).get("conditions") or []:
+        if isinstance(c, dict) and c.get("type") == "Ready":
+            return c.get("status") == "True"
+    return False
+
+
+def pod_phase(pod: Obj) -> str:
+    return str(_status(pod).get("phase") or "Pending")
+
+
+def template_hash(template: Obj) -> str:
+    raw = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha1(raw).hexdigest()[:10]
+
+
+_ALNUM = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes' rand.String: no vowels, no 0/1/3
+
+
+class Custodian:
+    """One node's custodian logic (see the module docstring). ``now`` is wall seconds;
+    ``rfc3339`` formats them; ``rng`` draws Pod name suffixes and uids."""
+
+    def __init__(
+        self,
+        node_id: str,
+        node_name: str,
+        *,
+        rng: random.Random,
+        rfc3339: Callable[[float], str],
+        retry_s: float = 2.0,
+        max_retry_s: float = 30.0,
+    ) -> None:
+        self.node_id = node_id
+        self.node_name = node_name
+        self._rng = rng
+        self._rfc3339 = rfc3339
+        self._retry_s = retry_s
+        self._max_retry_s = max_retry_s
+        self.unschedulable: dict[Key, tuple[float, int]] = {}  # pod -> (retry at, tries)
+        self.counters: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _uid(self) -> str:
+        b = self._rng.getrandbits(128).to_bytes(16, "big")
+        h = b.hex()
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+
+    def _suffix(self) -> str:
+        return "".join(self._rng.choice(_ALNUM) for _ in range(5))
+
+    def mine(self, resource: str, ns: str, name: str, members: Members) -> bool:
+        return custodian_of(resource, ns, name, members.live) == self.node_id
+
+    def event(
+        self, involved: Obj, kind: str, typ: str, reason: str, message: str, now: float
+    ) -> Write:
+        m = _meta(involved)
+        name = f"{m.get('name')}.{self._rng.getrandbits(64):016x}"
+        ts = self._rfc3339(now)
+        ns = str(m.get("namespace") or "default")
+        api_version = str(involved.get("apiVersion") or "v1")
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "uid": self._uid(),
+                "creationTimestamp": ts,
+            },
+            "involvedObject": {
+                "apiVersion": api_version,
+                "kind": kind,
+                "name": m.get("name"),
+                "namespace": ns,
+                "uid": m.get("uid"),
+            },
+            "type": typ,
+            "reason": reason,
+            "message": message,
+            "source": {"component": "hyperion-custodian", "host": self.node_name},
+            "reportingComponent": "hyperion.io/custodian",
+            "reportingInstance": self.node_name,
+            "firstTimestamp": ts,
+            "lastTimestamp": ts,
+            "count": 1,
+        }
+        return Write((EVENT, ns, name), obj)
+
+    # ---------------------------------------------------------------- reconcile
+
+    def reconcile(
+        self,
+        objects: Callable[[str], list[Obj]],
+        members: Members,
+        now: float,
+        tendering: Callable[[Key], bool],
+    ) -> tuple[list[Write], list[TenderPod]]:
+        """Everything this node, as custodian, should do now. ``objects(resource)``
+        lists the catalog's objects of a resource; ``tendering(pod key)`` says whether a
+        tender for that pod is already open here."""
+        self._now_hint = now
+        writes: list[Write] = []
+        tenders: list[TenderPod] = []
+        pods = objects(POD)
+        by_owner: dict[str, list[Obj]] = {}
+        for p in pods:
+            uid = owner_uid(p)
+            if uid is not None:
+                by_owner.setdefault(uid, []).append(p)
+        owners: set[str] = set()
+        for resource in WORKLOADS:
+            for w in objects(resource):
+                m = _meta(w)
+                owners.add(str(m.get("uid")))
+                ns, name = str(m.get("namespace")), str(m.get("name"))
+                if not self.mine(resource, ns, name, members):
+                    continue
+                mine = by_owner.get(str(m.get("uid")), [])
+                self._workload(resource, w, mine, members, now, writes)
+                for p in mine:
+                    self._maybe_tender(p, mine, members, now, tendering, tenders)
+        for p in pods:
+            m = _meta(p)
+            ns, name = str(m.get("namespace")), str(m.get("name"))
+            uid = owner_uid(p)
+            if uid is not None and uid not in owners:  # orphan of a deleted workload
+                if self.mine(POD, ns, name, members):
+                    writes.append(Write((POD, ns, name), None))
+                continue
+            if uid is None and self.mine(POD, ns, name, members):
+                self._maybe_tender(p, [p], members, now, tendering, tenders)
+        return writes, tenders
+
+    def _maybe_tender(
+        self,
+        pod: Obj,
+        siblings: list[Obj],
+        members: Members,
+        now: float,
+        tendering: Callable[[Key], bool],
+        out: list[TenderPod],
+    ) -> None:
+        m = _meta(pod)
+        if _spec(pod).get("nodeName") or m.get("deletionTimestamp"):
+            return
+        key = (POD, str(m.get("namespace")), str(m.get("name")))
+        if tendering(key):
+            return
+        wait = self.unschedulable.get(key)
+        if wait is not None and wait[0] > now:
+            return
+        placed = []
+        for s in siblings:
+            node = _spec(s).get("nodeName")
+            if node and s is not pod and members.alive(str(node)):
+                zone, region = members.topology.get(str(node), ("", ""))
+                placed.append((str(node), zone, region))
+        out.append(TenderPod(key, pod, tuple(placed)))
+
+    def unplaced(self, key: Key, now: float) -> float:
+        """Record an Unschedulable result for ``key``; returns when it is retried."""
+        _, tries = self.unschedulable.get(key, (0.0, 0))
+        delay = min(self._max_retry_s, self._retry_s * (2**tries))
+        self.unschedulable[key] = (now + delay, tries + 1)
+        return now + delay
+
+    def placed(self, key: Key) -> None:
+        self.unschedulable.pop(key, None)
+
+    # ----------------------------------------------------------------- per kind
+
+    def _workload(
+        self, resource: str, w: Obj, pods: list[Obj], members: Members, now: float, out: list[Write]
+    ) -> None:
+        if _meta(w).get("deletionTimestamp"):
+            return
+        if resource == "batch/jobs":
+            self._job(w, pods, members, now, out)
+            return
+        spec = _spec(w)
+        desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+        template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+        indexed = resource != "apps/deployments"
+        thash = template_hash(template)
+        live = [p for p in pods if not _meta(p).get("deletionTimestamp")]
+        lost = [
+            p
+            for p in live
+            if _spec(p).get("nodeName") and not members.alive(str(_spec(p)["nodeName"]))
+        ]
+        counted = [p for p in live if p not in lost]
+        current = [p for p in counted if _labels(p).get(TEMPLATE_HASH) == thash or indexed]
+        old = [p for p in counted if p not in current]
+        if indexed:
+            have = {_index(p): p for p in current}
+            for i in range(desired):
+                if i not in have:
+                    name = f"{_meta(w)['name']}-{i}"
+                    if any(_meta(p).get("name") == name for p in lost):
+                        # still bound to a node we cannot see: the name is taken
+                        name = f"{_meta(w)['name']}-{i}-{self._suffix()}"
+                    out.append(self._new_pod(resource, w, template, name, i, thash, now))
+                    self.counters["pods_created"] = self.counters.get("pods_created", 0) + 1
+            surplus = [p for p in current if _index(p) >= desired]
+            extra_dupes = self._duplicates(current, desired)
+            for p in surplus + extra_dupes:
+                out.append(Write(_key(p), None))
+        else:
+            n_new = len(current)
+            for _ in range(max(0, desired - n_new)):
+                name = f"{_meta(w)['name']}-{thash}-{self._suffix()}"
+                out.append(self._new_pod(resource, w, template, name, None, thash, now))
+                self.counters["pods_created"] = self.counters.get("pods_created", 0) + 1
+            if n_new > desired:
+                for p in _retire_order(current)[: n_new - desired]:
+                    out.append(Write(_key(p), None))
+            ready_new = sum(1 for p in current if pod_ready(p))
+            if old and ready_new >= desired:
+                for p in old:
+                    out.append(Write(_key(p), None))
+        if len(counted) >= desired:  # replacements exist: lost pods can go
+            for p in lost:
+                out.append(Write(_key(p), None))
+        status = self._status(resource, w, current, counted, desired, members)
+        if status != _status(w):
+            nw = dict(w)
+            nw["status"] = status
+            out.append(Write(_key(w, resource), nw))
+
+    def _duplicates(self, current: list[Obj], desired: int) -> list[Obj]:
+        """Two Pods for one index (a partition healed): keep the running, older one."""
+        seen: dict[int, list[Obj]] = {}
+        for p in current:
+            i = _index(p)
+            if i < desired:
+                seen.setdefault(i, []).append(p)
+        out: list[Obj] = []
+        for group in seen.values():
+            if len(group) > 1:
+                out.extend(_retire_order(group)[: len(group) - 1])
+        return out
+
+    def _new_pod(
+        self,
+        resource: str,
+        w: Obj,
+        template: dict[str, Any],
+        name: str,
+        index: int | None,
+        thash: str,
+        now: float,
+    ) -> Write:
+        m = _meta(w)
+        tmeta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+        labels = dict(tmeta.get("labels") or {})
+        annotations = dict(tmeta.get("annotations") or {})
+        if resource == "apps/deployments":
+            labels[TEMPLATE_HASH] = thash
+        if index is not None:
+            labels[REPLICA_LABEL] = str(index)
+            if resource == "apps/statefulsets":
+                labels["statefulset.kubernetes.io/pod-name"] = name
+                labels["apps.kubernetes.io/pod-index"] = str(index)
+        if resource == "hyperion.io/hyperionworkloads":
+            labels[WORKLOAD_LABEL] = str(m.get("name"))
+            policy = _spec(w).get("policy")
+            if policy:
+                annotations[POLICY_ANNOTATION] = json.dumps(policy, sort_keys=True)
+        spec = copy.deepcopy(template.get("spec") or {})
+        spec.setdefault("restartPolicy", "OnFailure" if resource == "batch/jobs" else "Always")
+        spec.setdefault("terminationGracePeriodSeconds", 30)
+        for c in spec.get("containers") or []:
+            if isinstance(c, dict):
+                c.setdefault("imagePullPolicy", "IfNotPresent")
+                c.setdefault("terminationMessagePath", "/dev/termination-log")
+                c.setdefault("terminationMessagePolicy", "File")
+                c.setdefault("resources", {})
+        api_version, kind = API_VERSION[resource]
+        ns = str(m.get("namespace"))
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "uid": self._uid(),
+                "creationTimestamp": self._rfc3339(now),
+                "generation": 1,
+                "labels": labels,
+                **({"annotations": annotations} if annotations else {}),
+                "ownerReferences": [
+                    {
+                        "apiVersion": api_version,
+                        "kind": kind,
+                        "name": m.get("name"),
+                        "uid": m.get("uid"),
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": spec,
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Tendering",
+                        "message": "waiting for bids",
+                        "lastTransitionTime": self._rfc3339(now),
+                    }
+                ],
+                "qosClass": "BestEffort",
+            },
+        }
+        return Write((POD, ns, name), pod)
+
+    def _status(
+        self,
+        resource: str,
+        w: Obj,
+        current: list[Obj],
+        counted: list[Obj],
+        desired: int,
+        members: Members,
+    ) -> dict[str, Any]:
+        old = _status(w)
+        gen = int(_meta(w).get("generation") or 1)
+        ready = sum(1 for p in counted if pod_ready(p))
+        ready_current = sum(1 for p in current if pod_ready(p))
+        st: dict[str, Any] = {
+            "observedGeneration": gen,
+            "replicas": len(counted),
+            "readyReplicas": ready,
+        }
+        sel = ",".join(f"{k}={v}" for k, v in sorted(_selector_labels(w).items()))
+        if resource == "apps/deployments":
+            st["updatedReplicas"] = len(current)
+            st["availableReplicas"] = ready
+            st["unavailableReplicas"] = max(0, desired - ready)
+            available = ready >= desired
+            progressing_done = len(current) >= desired and ready_current >= desired
+            st["conditions"] = [
+                self._cond(old, "Available", available, "MinimumReplicasAvailable" if available
+                           else "MinimumReplicasUnavailable",
+                           "Deployment has minimum availability." if available
+                           else "Deployment does not have minimum availability."),
+                self._cond(old, "Progressing", True,
+                           "NewReplicaSetAvailable" if progressing_done else "ReplicaSetUpdated",
+                           f'ReplicaSet "{_meta(w).get("name")}" has successfully progressed.'
+                           if progressing_done else "rolling out"),
+            ]  # fmt: skip
+        elif resource == "apps/statefulsets":
+            st["currentReplicas"] = len(current)
+            st["updatedReplicas"] = len(current)
+            st["availableReplicas"] = ready
+            st["currentRevision"] = st["updateRevision"] = (
+                f"{_meta(w).get('name')}-{template_hash(_spec(w).get('template') or {})}"
+            )
+        else:  # HyperionWorkload
+            st["selector"] = sel
+            placements = []
+            for p in sorted(counted, key=_index):
+                node = _spec(p).get("nodeName")
+                if not node:
+                    continue
+                placements.append({"replica": _index(p), "node": node, **_placement_of(p)})
+            st["placements"] = placements
+            placed = len(placements)
+            st["phase"] = (
+                "Running" if ready >= desired and desired > 0
+                else "Degraded" if ready > 0
+                else "Placing" if placed < desired
+                else "Pending"
+            )  # fmt: skip
+            unsched = [p for p in counted if _unschedulable(p)]
+            st["conditions"] = [
+                self._cond(old, "Ready", ready >= desired,
+                           "ReplicasReady" if ready >= desired else "ReplicasNotReady",
+                           f"{ready}/{desired} replicas ready"),
+                self._cond(old, "Placed", placed >= desired,
+                           "AllPlaced" if placed >= desired
+                           else "Unschedulable" if unsched else "Placing",
+                           _unschedulable(unsched[0]) if unsched
+                           else f"{placed}/{desired} replicas placed"),
+            ]  # fmt: skip
+        return st
+
+    def _cond(
+        self, old: dict[str, Any], typ: str, ok: bool, reason: str, message: str
+    ) -> dict[str, Any]:
+        status = "True" if ok else "False"
+        prev = next(
+            (
+                c
+                for c in old.get("conditions") or []
+                if isinstance(c, dict) and c.get("type") == typ
+            ),
+            None,
+        )
+        since = prev.get("lastTransitionTime") if prev and prev.get("status") == status else None
+        return {
+            "type": typ,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": since or self._rfc3339(self._now_hint),
+            "lastUpdateTime": since or self._rfc3339(self._now_hint),
+        }
+
+    _now_hint = 0.0
+
+    def _job(self, w: Obj, pods: list[Obj], members: Members, now: float, out: list[Write]) -> None:
+        spec = _spec(w)
+        completions = int(spec.get("completions") or 1)
+        parallelism = int(spec.get("parallelism") if spec.get("parallelism") is not None else 1)
+        backoff = int(
+            spec.get("backoffLimit")
+            if spec.get("backoffLimit") is not None
+            else DEFAULT_BACKOFF_LIMIT
+        )
+        template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+        old = _status(w)
+        done = any(
+            isinstance(c, dict)
+            and c.get("type") in ("Complete", "Failed")
+            and c.get("status") == "True"
+            for c in old.get("conditions") or []
+        )
+        live = [p for p in pods if not _meta(p).get("deletionTimestamp")]
+        succeeded = sum(1 for p in live if pod_phase(p) == "Succeeded")
+        failed = sum(1 for p in live if pod_phase(p) == "Failed")
+        failed += sum(
+            int(cs.get("restartCount") or 0)
+            for p in live
+            for cs in _status(p).get("containerStatuses") or []
+            if isinstance(cs, dict)
+        )
+        active = [
+            p
+            for p in live
+            if pod_phase(p) in ("Pending", "Running")
+            and not (_spec(p).get("nodeName") and not members.alive(str(_spec(p)["nodeName"])))
+        ]
+        st: dict[str, Any] = dict(old)
+        st.update({"succeeded": succeeded, "failed": failed, "active": len(active)})
+        st.setdefault("startTime", self._rfc3339(now))
+        conds = [c for c in old.get("conditions") or [] if isinstance(c, dict)]
+        if not done:
+            if succeeded >= completions:
+                conds = [self._cond({}, "Complete", True, "Completed", "Job completed")]
+                st["completionTime"] = self._rfc3339(now)
+                st["active"] = 0
+            elif failed > backoff:
+                conds = [self._cond({}, "Failed", True, "BackoffLimitExceeded",
+                                    "Job has reached the specified backoff limit")]  # fmt: skip
+                st["active"] = 0
+                for p in active:
+                    out.append(Write(_key(p), None))
+            else:
+                want = min(parallelism, completions - succeeded) - len(active)
+                for _ in range(max(0, want)):
+                    name = f"{_meta(w)['name']}-{self._suffix()}"
+                    tmpl = dict(template)
+                    tmpl_spec = dict(tmpl.get("spec") or {})
+                    tmpl_spec.setdefault("restartPolicy", "Never")
+                    tmpl["spec"] = tmpl_spec
+                    out.append(self._new_pod("batch/jobs", w, tmpl, name, None, "", now))
+        if conds:
+            st["conditions"] = conds
+        if st != old:
+            nw = dict(w)
+            nw["status"] = st
+            out.append(Write(_key(w, "batch/jobs"), nw))
+
+
+def _labels(o: Obj) -> dict[str, Any]:
+    lab = _meta(o).get("labels")
+    return lab if isinstance(lab, dict) else {}
+
+
+def _selector_labels(w: Obj) -> dict[str, Any]:
+    tmpl = _spec(w).get("template")
+    if isinstance(tmpl, dict) and isinstance(tmpl.get("metadata"), dict):
+        return dict(tmpl["metadata"].get("labels") or {}) or {WORKLOAD_LABEL: _meta(w).get("name")}
+    return {WORKLOAD_LABEL: _meta(w).get("name")}
+
+
+def _index(p: Obj) -> int:
+    try:
+        return int(_labels(p).get(REPLICA_LABEL, 1 << 30))
+    except (TypeError, ValueError):
+        return 1 << 30
+
+
+def _key(o: Obj, resource: str = POD) -> Key:
+    m = _meta(o)
+    return (resource, str(m.get("namespace")), str(m.get("name")))
+
+
+def _unschedulable(p: Obj) -> str:
+    for c in _status(p).get("conditions") or []:
+        if (
+            isinstance(c, dict)
+            and c.get("type") == "PodScheduled"
+            and c.get("reason") == "Unschedulable"
+        ):
+            return str(c.get("message") or "Unschedulable")
+    return ""
+
+
+def _placement_of(p: Obj) -> dict[str, Any]:
+    raw = _meta(p).get("annotations", {}) or {}
+    try:
+        d = json.loads(raw.get("hyperion.io/placement", "{}"))
+    except ValueError:
+        return {}
+    return {k: d[k] for k in ("cloud", "region", "pricePerHour", "spot") if k in d}
+
+
+def _retire_order(pods: list[Obj]) -> list[Obj]:
+    """Kubernetes' ReplicaSet order: unbound, then not running, then not ready, then
+    the newest first — so the pods that have run longest are kept."""
+    return sorted(
+        pods,
+        key=lambda p: (
+            bool(_spec(p).get("nodeName")),
+            pod_phase(p) == "Running",
+            pod_ready(p),
+            -_created(p),
+            str(_meta(p).get("name")),
+        ),
+    )
+
+
+def _created(p: Obj) -> float:
+    ts = str(_meta(p).get("creationTimestamp") or "")
+    return float(ts.replace("-", "").replace(":", "").replace("T", "").replace("Z", "") or 0)
