@@ -1,0 +1,331 @@
+"""Custodians without I/O: who is custodian, Pods from templates, lost replicas,
+partition heals, rollouts, Jobs, workload status and Pod -> Request translation."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any
+
+import pytest
+
+from hyperion.api.nodes import rfc3339
+from hyperion.control.custodian import (
+    POD,
+    Custodian,
+    Members,
+    Write,
+    custodian_of,
+    key_hash,
+)
+from hyperion.control.features import request_of
+from hyperion.runtime.base import SpecError
+
+IDS = [hashlib.sha1(f"n{i}".encode()).hexdigest() for i in range(5)]
+NAMES = {nid: f"node-{i + 1}" for i, nid in enumerate(IDS)}
+
+
+class Cat:
+    """A catalog copy: resource -> {(ns, name): obj}, applying writes."""
+
+    def __init__(self) -> None:
+        self.objs: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+
+    def put(self, resource: str, obj: dict[str, Any]) -> None:
+        m = obj["metadata"]
+        self.objs.setdefault(resource, {})[(m["namespace"], m["name"])] = obj
+
+    def list(self, resource: str) -> list[dict[str, Any]]:
+        return list(self.objs.get(resource, {}).values())
+
+    def apply(self, writes: list[Write]) -> None:
+        for w in writes:
+            res, ns, name = w.key
+            if w.obj is None:
+                self.objs.get(res, {}).pop((ns, name), None)
+            else:
+                self.objs.setdefault(res, {})[(ns, name)] = w.obj
+
+    def pods(self) -> list[dict[str, Any]]:
+        return self.list(POD)
+
+
+def deployment(name: str = "web", replicas: int = 3, image: str = "v1") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}", "generation": 1},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": image, "command": ["sleep"]}]},
+            },
+        },
+    }
+
+
+def the_custodian(resource: str, name: str, live: list[str]) -> Custodian:
+    nid = custodian_of(resource, "default", name, live)
+    assert nid is not None
+    return Custodian(nid, NAMES[nid], rng=random.Random(1), rfc3339=rfc3339)
+
+
+def step(c: Custodian, cat: Cat, live: list[str], now: float = 1000.0) -> list[Any]:
+    members = Members({n: NAMES[n] for n in live}, {NAMES[n]: ("z", "aws:r") for n in live})
+    writes, tenders = c.reconcile(cat.list, members, now, lambda k: False)
+    cat.apply(writes)
+    return tenders
+
+
+def bind(cat: Cat, pod: dict[str, Any], node: str, ready: bool = True) -> None:
+    pod["spec"]["nodeName"] = node
+    pod["status"] = {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+    }
+
+
+def test_the_custodian_is_the_closest_live_node_and_the_next_one_takes_over() -> None:
+    h = key_hash("apps/deployments", "default", "web")
+    order = sorted(IDS, key=lambda n: int(n, 16) ^ h)
+    assert custodian_of("apps/deployments", "default", "web", IDS) == order[0]
+    assert custodian_of("apps/deployments", "default", "web", order[1:]) == order[1]
+    assert custodian_of("apps/deployments", "default", "web", []) is None
+
+
+def test_only_the_custodian_acts() -> None:
+    cat = Cat()
+    cat.put("apps/deployments", deployment())
+    boss = custodian_of("apps/deployments", "default", "web", IDS)
+    other = next(n for n in IDS if n != boss)
+    c = Custodian(other, NAMES[other], rng=random.Random(1), rfc3339=rfc3339)
+    assert step(c, cat, IDS) == [] and cat.pods() == []
+
+
+def test_a_deployment_gets_its_pods_tendered_and_its_status() -> None:
+    cat = Cat()
+    cat.put("apps/deployments", deployment(replicas=3))
+    c = the_custodian("apps/deployments", "web", IDS)
+    tenders = step(c, cat, IDS)
+    pods = cat.pods()
+    assert len(pods) == 3 and len(tenders) == 0  # created this round, tendered next
+    assert all(p["metadata"]["ownerReferences"][0]["uid"] == "uid-web" for p in pods)
+    assert all(p["metadata"]["name"].startswith("web-") for p in pods)
+    assert len(step(c, cat, IDS)) == 3
+    for p, n in zip(pods, ["node-1", "node-2", "node-3"], strict=True):
+        bind(cat, p, n)
+    assert step(c, cat, IDS) == []
+    st = cat.list("apps/deployments")[0]["status"]
+    assert st["readyReplicas"] == 3 and st["updatedReplicas"] == 3
+    assert st["availableReplicas"] == 3 and st["observedGeneration"] == 1
+    assert {x["type"]: x["status"] for x in st["conditions"]} == {
+        "Available": "True",
+        "Progressing": "True",
+    }
+
+
+def test_replicas_lost_with_a_node_are_replaced_then_the_lost_pods_deleted() -> None:
+    cat = Cat()
+    cat.put("apps/deployments", deployment(replicas=2))
+    live = [n for n in IDS if NAMES[n] != "node-2"]
+    c = the_custodian("apps/deployments", "web", live)
+    step(c, cat, IDS)
+    a, b = cat.pods()
+    bind(cat, a, "node-1")
+    bind(cat, b, "node-2")
+    step(c, cat, live)  # node-2 is dead: a replacement appears, b is kept for now
+    names = {p["metadata"]["name"] for p in cat.pods()}
+    assert len(names) == 3 and b["metadata"]["name"] in names
+    new = next(p for p in cat.pods() if not p["spec"].get("nodeName"))
+    bind(cat, new, "node-3")
+    step(c, cat, live)
+    assert {p["spec"]["nodeName"] for p in cat.pods()} == {"node-1", "node-3"}
+
+
+def test_a_healed_partition_retires_the_surplus_not_the_running_ones() -> None:
+    cat = Cat()
+    cat.put("apps/statefulsets", {**deployment("db", 1), "kind": "StatefulSet"})
+    c = the_custodian("apps/statefulsets", "db", IDS)
+    step(c, cat, IDS)
+    [p0] = cat.pods()
+    assert p0["metadata"]["name"] == "db-0"
+    bind(cat, p0, "node-4")
+    # Both sides of a partition ran a copy of replica 0: after the heal both are bound.
+    twin = {
+        **p0,
+        "metadata": {**p0["metadata"], "name": "db-0-xyz", "creationTimestamp": rfc3339(2e9)},
+        "spec": dict(p0["spec"]),
+    }
+    twin["metadata"]["creationTimestamp"] = "2030-01-01T00:00:00Z"
+    p0["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    cat.put(POD, twin)
+    bind(cat, twin, "node-5")
+    step(c, cat, IDS)
+    assert [p["metadata"]["name"] for p in cat.pods()] == ["db-0"]  # the older one stays
+
+
+def test_scale_down_retires_unbound_first() -> None:
+    cat = Cat()
+    cat.put("apps/deployments", deployment(replicas=3))
+    c = the_custodian("apps/deployments", "web", IDS)
+    step(c, cat, IDS)
+    pods = cat.pods()
+    bind(cat, pods[0], "node-1")
+    bind(cat, pods[1], "node-2")
+    cat.objs["apps/deployments"][("default", "web")]["spec"]["replicas"] = 2
+    step(c, cat, IDS)
+    assert {p["metadata"]["name"] for p in cat.pods()} == {
+        pods[0]["metadata"]["name"],
+        pods[1]["metadata"]["name"],
+    }
+
+
+def test_a_new_template_rolls_out_and_retires_old_pods_once_ready() -> None:
+    cat = Cat()
+    cat.put("apps/deployments", deployment(replicas=2))
+    c = the_custodian("apps/deployments", "web", IDS)
+    step(c, cat, IDS)
+    for p in cat.pods():
+        bind(cat, p, "node-1")
+    cat.put("apps/deployments", deployment(replicas=2, image="v2"))
+    step(c, cat, IDS)
+    assert len(cat.pods()) == 4  # surge: new ones first
+    for p in cat.pods():
+        if not p["spec"].get("nodeName"):
+            bind(cat, p, "node-2")
+    step(c, cat, IDS)
+    assert {p["spec"]["nodeName"] for p in cat.pods()} == {"node-2"}
+    assert all(p["spec"]["containers"][0]["image"] == "v2" for p in cat.pods())
+
+
+def test_a_job_runs_to_completion_and_counts_failures_against_backoff() -> None:
+    cat = Cat()
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j", "namespace": "default", "uid": "uid-j", "generation": 1},
+        "spec": {
+            "completions": 2,
+            "parallelism": 1,
+            "backoffLimit": 1,
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c"}]}},
+        },
+    }
+    cat.put("batch/jobs", job)
+    c = the_custodian("batch/jobs", "j", IDS)
+    step(c, cat, IDS)
+    [p] = cat.pods()
+    p["spec"]["nodeName"] = "node-1"
+    p["status"] = {"phase": "Succeeded"}
+    step(c, cat, IDS)
+    assert len(cat.pods()) == 2
+    q = next(x for x in cat.pods() if x is not p)
+    q["spec"]["nodeName"] = "node-1"
+    q["status"] = {"phase": "Succeeded"}
+    step(c, cat, IDS)
+    st = cat.list("batch/jobs")[0]["status"]
+    assert st["succeeded"] == 2 and st["conditions"][0]["type"] == "Complete"
+
+
+def test_a_job_over_its_backoff_limit_fails() -> None:
+    cat = Cat()
+    cat.put(
+        "batch/jobs",
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "f", "namespace": "default", "uid": "uid-f", "generation": 1},
+            "spec": {"backoffLimit": 0, "template": {"spec": {"containers": [{"name": "c"}]}}},
+        },
+    )
+    c = the_custodian("batch/jobs", "f", IDS)
+    step(c, cat, IDS)
+    [p] = cat.pods()
+    p["spec"]["nodeName"] = "node-1"
+    p["status"] = {"phase": "Failed"}
+    step(c, cat, IDS)
+    cond = cat.list("batch/jobs")[0]["status"]["conditions"][0]
+    assert (cond["type"], cond["reason"]) == ("Failed", "BackoffLimitExceeded")
+
+
+def test_a_hyperion_workload_carries_its_policy_to_the_request_and_reports_placements() -> None:
+    cat = Cat()
+    hwl = {
+        "apiVersion": "hyperion.io/v1alpha1",
+        "kind": "HyperionWorkload",
+        "metadata": {"name": "infer", "namespace": "default", "uid": "uid-h", "generation": 1},
+        "spec": {
+            "replicas": 2,
+            "policy": {
+                "goal": "latency",
+                "constraints": {"geographies": ["EU"], "preferSpot": True, "versions": ">=0.2"},
+                "users": [{"geography": "EU", "weight": 1}],
+            },
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "c",
+                            "command": ["sleep"],
+                            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+                        }
+                    ]
+                }
+            },
+        },
+    }
+    cat.put("hyperion.io/hyperionworkloads", hwl)
+    c = the_custodian("hyperion.io/hyperionworkloads", "infer", IDS)
+    step(c, cat, IDS)
+    pods = sorted(cat.pods(), key=lambda p: p["metadata"]["name"])
+    assert [p["metadata"]["name"] for p in pods] == ["infer-0", "infer-1"]
+    req = request_of(pods[0])
+    assert req.goal == "latency" and req.geographies == ("EU",) and req.prefer_spot
+    assert req.cpu_millis == 500 and req.memory_bytes == 1 << 30
+    assert str(req.version_range) == ">=0.2"
+    bind(cat, pods[0], "node-2")
+    pods[0]["metadata"]["annotations"]["hyperion.io/placement"] = (
+        '{"cloud": "gcp", "region": "europe-west4", "pricePerHour": 0.4, "spot": false}'
+    )
+    step(c, cat, IDS)
+    st = cat.list("hyperion.io/hyperionworkloads")[0]["status"]
+    assert st["placements"] == [
+        {
+            "replica": 0,
+            "node": "node-2",
+            "cloud": "gcp",
+            "region": "europe-west4",
+            "pricePerHour": 0.4,
+            "spot": False,
+        }
+    ]
+    assert st["phase"] == "Degraded" and st["readyReplicas"] == 1
+
+
+def test_orphans_of_a_deleted_workload_are_deleted() -> None:
+    cat = Cat()
+    cat.put("apps/deployments", deployment())
+    c = the_custodian("apps/deployments", "web", IDS)
+    step(c, cat, IDS)
+    cat.objs["apps/deployments"].clear()
+    for nid in IDS:  # each pod's own custodian deletes it
+        step(Custodian(nid, NAMES[nid], rng=random.Random(2), rfc3339=rfc3339), cat, IDS)
+    assert cat.pods() == []
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"requests": {"cpu": "lots"}}, "spec.containers[0].resources.requests.cpu"),
+        ({"requests": {"nvidia.com/gpu": "0.5"}}, "must be a whole number"),
+    ],
+)
+def test_bad_resource_quantities_name_the_field(resources: dict[str, Any], message: str) -> None:
+    pod = {
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "resources": resources}]},
+    }
+    with pytest.raises(SpecError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        request_of(pod)
