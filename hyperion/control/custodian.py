@@ -477,11 +477,11 @@ class Custodian:
                 self._cond(old, "Available", available, "MinimumReplicasAvailable" if available
                            else "MinimumReplicasUnavailable",
                            "Deployment has minimum availability." if available
-                           else "Deployment does not have minimum availability."),
+                           else "Deployment does not have minimum availability.", True),
                 self._cond(old, "Progressing", True,
                            "NewReplicaSetAvailable" if progressing_done else "ReplicaSetUpdated",
                            f'ReplicaSet "{_meta(w).get("name")}" has successfully progressed.'
-                           if progressing_done else "rolling out"),
+                           if progressing_done else "rolling out", True),
             ]  # fmt: skip
         elif resource == "apps/statefulsets":
             st["currentReplicas"] = len(current)
@@ -520,8 +520,15 @@ class Custodian:
         return st
 
     def _cond(
-        self, old: dict[str, Any], typ: str, ok: bool, reason: str, message: str
+        self,
+        old: dict[str, Any],
+        typ: str,
+        ok: bool,
+        reason: str,
+        message: str,
+        updated: bool = False,
     ) -> dict[str, Any]:
+        """A condition; ``updated`` adds Deployment's ``lastUpdateTime``."""
         status = "True" if ok else "False"
         prev = next(
             (
@@ -532,14 +539,16 @@ class Custodian:
             None,
         )
         since = prev.get("lastTransitionTime") if prev and prev.get("status") == status else None
-        return {
+        out = {
             "type": typ,
             "status": status,
             "reason": reason,
             "message": message,
             "lastTransitionTime": since or self._rfc3339(self._now_hint),
-            "lastUpdateTime": since or self._rfc3339(self._now_hint),
         }
+        if updated:
+            out["lastUpdateTime"] = out["lastTransitionTime"]
+        return out
 
     _now_hint = 0.0
 

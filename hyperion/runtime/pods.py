@@ -358,10 +358,13 @@ class PodManager:
             s = ContainerState(name, "waiting", e.error[0], e.error[1])
         elif s is None:
             s = ContainerState(name, "waiting", "ContainerCreating")
+        image = e.images.get(name, "") or s.image
+        runtime = s.container_id.split("://", 1)[0] if s.container_id else "process"
         out: dict[str, Any] = {
             "name": name,
-            "image": e.images.get(name, "") or s.image,
-            "imageID": "",
+            "image": image,
+            # Kubernetes requires an imageID; a host process has no image digest.
+            "imageID": f"{runtime}://{image or name}",
             "ready": s.ready,
             "started": s.state == "running",
             "restartCount": s.restart_count,
