@@ -96,7 +96,7 @@ def test_running_pod_status_is_a_kubernetes_pod_status(tmp_path: Path) -> None:
         assert cs == {
             "name": "app",
             "image": "busybox",
-            "imageID": "",
+            "imageID": "process://busybox",
             "containerID": cs["containerID"],
             "ready": True,
             "started": True,
