@@ -1,10 +1,12 @@
-"""``hyperion bench fleet`` and ``hyperion policy train``: the fleet benchmark and the
-training of the ``rl`` placement policy (the latter needs the ``rl`` extra)."""
+"""``hyperion bench fleet|startup|failover`` and ``hyperion policy train``: the fleet
+benchmark, the real-mesh benchmarks of ``bench/`` and the training of the ``rl``
+placement policy (the latter needs the ``rl`` extra)."""
 
 from __future__ import annotations
 
 import importlib
 import json
+import runpy
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -95,6 +97,46 @@ def bench_fleet(
             f"mean reward; rl decision {result['rl_decision_us']} us (network), "
             f"{result['rl_choose_us']} us (whole choose)"
         )
+
+
+def _run_bench_script(script: str, argv: list[str]) -> None:
+    """Run ``bench/<script>`` of the source tree (``bench/`` is not a package) as
+    ``__main__`` in this process, with ``argv``: its own argparse, output and cleanup."""
+    path = Path(__file__).resolve().parents[2] / "bench" / script
+    if not path.is_file():
+        raise _error(f"{path} not found: this benchmark runs from a source checkout")
+    saved = sys.argv
+    sys.argv = [str(path), *argv]
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    finally:
+        sys.argv = saved
+
+
+@bench_app.command("startup")
+def bench_startup(
+    tries: Annotated[int, typer.Option("--tries", help="1-replica starts (0: skip).")] = 50,
+    replicas: Annotated[
+        int, typer.Option("--replicas", help="Replicas of the big Deployment (0: skip).")
+    ] = 100,
+    nodes_big: Annotated[int, typer.Option("--nodes-big", help="Nodes of the big mesh.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Real mesh: create → pods Running+Ready, 1 replica and many (bench/startup.py)."""
+    argv = ["--tries", str(tries), "--replicas", str(replicas), "--nodes-big", str(nodes_big)]
+    _run_bench_script("startup.py", argv + (["--json"] if as_json else []))
+
+
+@bench_app.command("failover")
+def bench_failover(
+    tries: Annotated[int, typer.Option("--tries", help="Nodes killed, one per try.")] = 20,
+    nodes: Annotated[int, typer.Option("--nodes", help="Nodes of the mesh.")] = 5,
+    replicas: Annotated[int, typer.Option("--replicas", help="Replicas of the Deployment.")] = 6,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Real mesh: kill -9 of a node → its replicas Ready elsewhere (bench/failover.py)."""
+    argv = ["--tries", str(tries), "--nodes", str(nodes), "--replicas", str(replicas)]
+    _run_bench_script("failover.py", argv + (["--json"] if as_json else []))
 
 
 @policy_app.command("train")
