@@ -579,3 +579,32 @@ def test_peer_set_picks_distinct_peers_other_than_the_caller() -> None:
     assert sorted(ps.pick(rng, 10, "p0")) == [("p2", "a2-new"), ("p3", "a3"), ("p4", "a4")]
     assert ps.others("p0") == 3 and ps.others("zz") == 4
     assert PeerSet().pick(rng, 3, "x") == []
+
+
+def test_a_derived_write_loses_to_a_concurrent_delete_even_when_later() -> None:
+    """A controller's status update (``after=`` the version it read) never undoes a
+    delete made elsewhere, even one stamped before it in real time."""
+    net = Net(2)
+    net.write(0, K1, obj(1))
+    net.stabilize()
+    read = net.cores[1].get(K1)
+    assert read is not None
+    net.isolate(1)
+    net.write(0, K1, None)  # the user deletes on n0
+    net.now += 0.5  # n1's status write comes later in real time
+    change, _ = net.cores[1].write(K1, obj("status"), net.now, after=read.ts)
+    assert change is not None  # applied locally: n1 had not seen the delete
+    net.heal()
+    net.stabilize()
+    assert all(c.get(K1) is None for c in net.cores)  # the delete stands everywhere
+
+
+def test_a_derived_write_of_a_stale_version_is_not_applied() -> None:
+    c = core()
+    c.write(K1, obj(1), 0.0)
+    old = c.get(K1)
+    assert old is not None
+    c.write(K1, obj(2), 0.1)
+    assert c.write(K1, obj("status"), 0.2, after=old.ts) == (None, [])
+    assert c.get(K1).obj == obj(2)  # type: ignore[union-attr]
+    assert c.stats()["derived_writes_stale"] == 1

@@ -436,13 +436,24 @@ class Catalog:
         return Entry(key, it.ts, it.obj, rv, it.nbytes)
 
     def write(
-        self, key: Key, obj: dict[str, Any] | None, now: float
+        self,
+        key: Key,
+        obj: dict[str, Any] | None,
+        now: float,
+        *,
+        after: Timestamp | None = None,
     ) -> tuple[Change | None, builtins.list[Effect]]:
         """Write (``obj``) or delete (``None``) locally; the change and what to send.
 
         The object is deep-copied (through its JSON form). Raises ValueError for an
         invalid key or an object that is not JSON or is too large. Deleting a key that
         is absent or already deleted is a no-op: ``(None, [])``.
+
+        ``after``: a *derived* write (a controller's read-modify-write: status, binding).
+        It applies only if the key still holds the version stamped ``after`` (else
+        ``(None, [])``), and is stamped just after it rather than now, so that any write
+        or delete made elsewhere once that version existed wins over it: a controller's
+        status write never undoes a user's delete or scale it had not seen yet.
         """
         err = key_error(key)
         if err is not None:
@@ -457,7 +468,19 @@ class Catalog:
         else:
             raw = encode_object(obj)
             stored, nbytes = json.loads(raw), len(raw)
-        ts = self.hlc.now(now + self.wall_offset)
+        if after is not None:
+            if cur is None or cur.ts != after:
+                self._inc("derived_writes_stale")
+                return None, []
+            ts = Timestamp(after.wall_ms, after.logical + 1, self.node_id)
+            self.hlc.observe(ts, now + self.wall_offset)
+        else:
+            ts = self.hlc.now(now + self.wall_offset)
+            if cur is not None and ts.wall_ms == cur.ts.wall_ms and ts.logical < cur.ts.logical + 2:
+                # Leave room below: a derived write of ``cur`` (stamped logical + 1, any
+                # node) must lose to this one, which was made knowing ``cur``.
+                ts = Timestamp(ts.wall_ms, cur.ts.logical + 2, self.node_id)
+                self.hlc.observe(ts, now + self.wall_offset)
         assert cur is None or ts > cur.ts, "the HLC observed every stored timestamp"
         item = CatalogItem(key, ts, stored, nbytes)
         change = self._store(item, cur)

@@ -81,6 +81,7 @@ def custodian_of(resource: str, namespace: str, name: str, live: Iterable[str]) 
 class Write:
     key: Key
     obj: Obj | None  # None: delete
+    derived: bool = False  # a status update of the version read: loses to concurrent writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +358,7 @@ class Custodian:
         if status != _status(w):
             nw = dict(w)
             nw["status"] = status
-            out.append(Write(_key(w, resource), nw))
+            out.append(Write(_key(w, resource), nw, derived=True))
 
     def _duplicates(self, current: list[Obj], desired: int) -> list[Obj]:
         """Two Pods for one index (a partition healed): keep the running, older one."""
@@ -613,7 +614,7 @@ class Custodian:
         if st != old:
             nw = dict(w)
             nw["status"] = st
-            out.append(Write(_key(w, "batch/jobs"), nw))
+            out.append(Write(_key(w, "batch/jobs"), nw, derived=True))
 
 
 def _labels(o: Obj) -> dict[str, Any]:

@@ -172,7 +172,13 @@ class ControlDriver:
     # ------------------------------------------------------------- writes
 
     def _write(self, w: Write) -> None:
-        _, fx = self.core.catalog_write(w.key, w.obj, time.monotonic())
+        after = None
+        if w.derived:
+            cur = self.core.catalog.get(w.key)
+            if cur is None or cur.obj is None:
+                return  # deleted meanwhile: nothing to update
+            after = cur.ts
+        _, fx = self.core.catalog_write(w.key, w.obj, time.monotonic(), after=after)
         self.execute(fx)
 
     def publish_status(self, ns: str, name: str, status: dict[str, Any]) -> None:
@@ -192,7 +198,7 @@ class ControlDriver:
             ] + merged["conditions"]
         new["status"] = merged
         if new != pod:
-            self._write(Write(key, new))
+            self._write(Write(key, new, derived=True))
 
     def record_event(self, pod: dict[str, Any], typ: str, reason: str, message: str) -> None:
         self._write(self.custodian.event(pod, "Pod", typ, reason, message, time.time()))
@@ -231,7 +237,7 @@ class ControlDriver:
             st.get("conditions"), "PodScheduled", "True", "", "", rfc3339(now)
         )
         new["status"] = st
-        self._write(Write(key, new))
+        self._write(Write(key, new, derived=True))
         self.custodian.placed(key)
         spot = "spot" if c.spot else "on-demand"
         self._write(
@@ -268,7 +274,7 @@ class ControlDriver:
         st["phase"] = "Pending"
         new["status"] = st
         if new != pod:
-            self._write(Write(key, new))
+            self._write(Write(key, new, derived=True))
             self._write(
                 self.custodian.event(new, "Pod", "Warning", "FailedScheduling", message, now)
             )

@@ -41,6 +41,7 @@ from hyperion.control.catalog import (
     Change,
     Key,
 )
+from hyperion.control.hlc import Timestamp
 from hyperion.core import Core, Effect, Notify, Send
 from hyperion.mesh import dht as dht_mod
 from hyperion.mesh.dht import Contact, Dht, DhtConfig, LookupDone, Record
@@ -212,10 +213,15 @@ class MeshNode:
         return self.membership.members()
 
     def catalog_write(
-        self, key: Key, obj: dict[str, object] | None, now: float
+        self,
+        key: Key,
+        obj: dict[str, object] | None,
+        now: float,
+        *,
+        after: Timestamp | None = None,
     ) -> tuple[Change | None, list[Effect]]:
         """Write (or, with ``obj=None``, delete) a catalog object; see ``Catalog.write``."""
-        change, fx = self.catalog.write(key, obj, now)
+        change, fx = self.catalog.write(key, obj, now, after=after)
         return change, self._process(fx, now)
 
     # ---------------------------------------------------------- core interface
