@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,32 +100,6 @@ class PlacementExperiment:
             out.append(fleet._edge_node(rng, len(out), metro))
         return out
 
-    @staticmethod
-    def _candidate(nid: str, n: fleet.Node) -> Candidate:
-        return Candidate(
-            node_id=nid,
-            cloud=n.cloud,
-            region=n.region,
-            zone=n.zone,
-            geography=n.geography,
-            price_per_hour=n.price_per_hour,
-            spot=n.spot,
-            interruption_band=n.band,
-            rtt_ms=n.rtt_geo_ms,
-            cpu_millis=n.cpu_millis,
-            cpu_millis_free=n.cpu_millis,
-            memory_bytes=n.memory_bytes,
-            memory_bytes_free=n.memory_bytes,
-            gpus=n.gpus,
-            gpus_free=n.gpus,
-            gpu_model=n.gpu_model,
-            reliability=n.reliability,
-            software_version=n.software_version,
-            protocol_versions=n.protocol_versions,
-            labels=n.labels,
-            edge=n.edge,
-        )
-
     def _request(self, rng: random.Random, k: int) -> Request:
         wid = f"w{k}"
         if rng.random() < IMPOSSIBLE_SHARE:
@@ -135,7 +110,7 @@ class PlacementExperiment:
         model = None
         if gpus and rng.random() < 0.3:
             model = rng.choice(("T4", "A10G", "L4", "A100", "H100"))
-        users = ()
+        users: tuple[tuple[str, float], ...] = ()
         if rng.random() < 0.6:
             geos = rng.sample(fleet.USER_GEOS, rng.randint(1, 3))
             users = tuple((g, round(rng.random() + 0.1, 3)) for g in geos)
@@ -166,7 +141,7 @@ class PlacementExperiment:
         matrix = rtt_mod.load()
         nodes = self._fleet(rng_np)
         ids = [node_id_of(self.seed, i) for i in range(len(nodes))]
-        truth = [self._candidate(ids[i], n) for i, n in enumerate(nodes)]
+        truth = [n.candidate(node_id=ids[i]) for i, n in enumerate(nodes)]
         view = NodeView()
         for nid, c in zip(ids, truth, strict=True):
             view.observe(nid, nid, c)
@@ -237,18 +212,11 @@ class PlacementExperiment:
         # Final audit over every node, not only those that reserved.
         over = sum(1 for s in scheds if min(s.free()) < 0)
         counts["overcommits"] += over
-        reasons: dict[str, int] = {}
-        for msg in unplaced.values():
-            reasons[msg.split(": ", 1)[-1][:80]] = reasons.get(msg.split(": ", 1)[-1][:80], 0) + 1
+        reasons = Counter(msg.split(": ", 1)[-1][:80] for msg in unplaced.values())
         pending = len(requests) - len(placed_at) - len(unplaced)
-        totals: dict[str, int] = {}
+        totals: Counter[str] = Counter()
         for sch in scheds:
-            for name, v in sch.counters.items():
-                totals[name] = totals.get(name, 0) + v
-        totals: dict[str, int] = {}
-        for sch in scheds:
-            for name, v in sch.counters.items():
-                totals[name] = totals.get(name, 0) + v
+            totals.update(sch.counters)
         out: dict[str, object] = {
             "nodes": len(nodes),
             "dead_nodes": len(dead),
@@ -261,12 +229,12 @@ class PlacementExperiment:
             "unplaced": len(unplaced),
             "still_pending": pending,
             "placements_per_s_wall": len(placed_at) / run_s,
-            "tender_to_award_ms_p50": 1000 * percentile(latencies, 50),
-            "tender_to_award_ms_p99": 1000 * percentile(latencies, 99),
+            "tender_to_award_ms_p50": _ms(percentile(latencies, 50)),
+            "tender_to_award_ms_p99": _ms(percentile(latencies, 99)),
             "overcommits": counts["overcommits"],
             "constraint_violations": counts["constraint_violations"],
             "double_placements": counts["double_placements"],
-            "unplaced_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:5]),
+            "unplaced_reasons": dict(reasons.most_common(5)),
             "protocol": dict(sorted(totals.items())),
             "messages": sim.stats.sent,
             "messages_per_placement": sim.stats.sent / max(len(placed_at), 1),
@@ -294,3 +262,7 @@ def _capacity_free(c: Candidate) -> Candidate:
     return dataclasses.replace(
         c, cpu_millis_free=c.cpu_millis, memory_bytes_free=c.memory_bytes, gpus_free=c.gpus
     )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else 1000 * seconds

@@ -260,33 +260,15 @@ class FleetSim:
         st = self.st
         free_g, free_c, free_m = st.free_gpus[i], st.free_cpu[i], st.free_mem[i]
         load = 1.0 - free_g / n.gpus if n.gpus else 1.0 - free_c / max(n.cpu_millis, 1)
-        return Candidate(
-            node_id=n.node_id,
-            cloud=n.cloud,
-            region=n.region,
-            zone=n.zone,
-            geography=n.geography,
-            price_per_hour=n.price_per_hour,
-            spot=n.spot,
-            interruption_band=n.band,
-            rtt_ms=n.rtt_geo_ms,
-            cpu_millis=n.cpu_millis,
-            cpu_millis_free=max(free_c, 0),
-            memory_bytes=n.memory_bytes,
-            memory_bytes_free=max(free_m, 0),
-            gpus=n.gpus,
-            gpus_free=max(free_g, 0),
-            gpu_model=n.gpu_model,
+        return n.candidate(
+            free=(max(free_g, 0), max(free_c, 0), max(free_m, 0)),
             load=min(max(load, 0.0), 1.0),
-            reliability=n.reliability,
-            software_version=n.software_version,
-            protocol_versions=n.protocol_versions,
-            labels=n.labels,
-            edge=n.edge,
             speed=speed,
-            replicas_on_node=on_node.get(i, 0),
-            replicas_in_zone=in_zone.get(n.zone, 0),
-            replicas_in_region=in_region.get(n.cloud_region, 0),
+            placed=(
+                on_node.get(i, 0),
+                in_zone.get(n.zone, 0),
+                in_region.get(n.cloud_region, 0),
+            ),
         )
 
     def _advance(self) -> bool:

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hyperion.mesh.records import geography_of_region
-from hyperion.policy.model import GPU_PRODUCT_LABEL, MatchExpression, VersionRange
+from hyperion.policy.model import GPU_PRODUCT_LABEL, Candidate, MatchExpression, VersionRange
 from hyperion.policy.plugins import BAND_MONTHLY_RATE
 from hyperion.sim import rtt as rtt_matrix
 from hyperion.sim.fleet import data
@@ -101,6 +101,49 @@ class Node:
     @property
     def cloud_region(self) -> str:
         return f"{self.cloud}:{self.region}"
+
+    def candidate(
+        self,
+        *,
+        node_id: str | None = None,
+        free: tuple[int, int, int] | None = None,
+        load: float = 0.0,
+        speed: float = 1.0,
+        placed: tuple[int, int, int] = (0, 0, 0),
+    ) -> Candidate:
+        """This node as a bidder: ``free`` is (gpus, cpu millis, memory bytes), all of
+        its capacity when None; ``placed`` counts the workload's replicas already on the
+        node, in its zone and in its region."""
+        gpus, cpu, mem = (self.gpus, self.cpu_millis, self.memory_bytes) if free is None else free
+        on_node, in_zone, in_region = placed
+        return Candidate(
+            node_id=self.node_id if node_id is None else node_id,
+            cloud=self.cloud,
+            region=self.region,
+            zone=self.zone,
+            geography=self.geography,
+            price_per_hour=self.price_per_hour,
+            spot=self.spot,
+            interruption_band=self.band,
+            rtt_ms=self.rtt_geo_ms,
+            cpu_millis=self.cpu_millis,
+            cpu_millis_free=cpu,
+            memory_bytes=self.memory_bytes,
+            memory_bytes_free=mem,
+            gpus=self.gpus,
+            gpus_free=gpus,
+            gpu_model=self.gpu_model,
+            load=load,
+            reliability=self.reliability,
+            software_version=self.software_version,
+            protocol_versions=self.protocol_versions,
+            labels=self.labels,
+            edge=self.edge,
+            speed=speed,
+            replicas_on_node=on_node,
+            replicas_in_zone=in_zone,
+            replicas_in_region=in_region,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
