@@ -97,28 +97,35 @@ class Members:
 
     live: Mapping[str, str]
     topology: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    names: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = frozenset(self.live.values())
 
     def alive(self, node_name: str) -> bool:
-        return node_name in self._names
+        return node_name in self.names
 
-    @property
-    def _names(self) -> set[str]:
-        return set(self.live.values())
+
+def _dict(x: object) -> dict[str, Any]:
+    return x if isinstance(x, dict) else {}
 
 
 def _meta(o: Obj) -> dict[str, Any]:
-    m = o.get("metadata")
-    return m if isinstance(m, dict) else {}
+    return _dict(o.get("metadata"))
 
 
 def _spec(o: Obj) -> dict[str, Any]:
-    s = o.get("spec")
-    return s if isinstance(s, dict) else {}
+    return _dict(o.get("spec"))
 
 
 def _status(o: Obj) -> dict[str, Any]:
-    s = o.get("status")
-    return s if isinstance(s, dict) else {}
+    return _dict(o.get("status"))
+
+
+def _count(spec: Obj, field: str, default: int) -> int:
+    """An integer field of a spec; ``default`` when absent (0 is kept)."""
+    v = spec.get(field)
+    return default if v is None else int(v)
 
 
 def owner_uid(pod: Obj) -> str | None:
@@ -231,7 +238,6 @@ class Custodian:
         """Everything this node, as custodian, should do now. ``objects(resource)``
         lists the catalog's objects of a resource; ``tendering(pod key)`` says whether a
         tender for that pod is already open here."""
-        self._now_hint = now
         writes: list[Write] = []
         tenders: list[TenderPod] = []
         pods = objects(POD)
@@ -293,7 +299,7 @@ class Custodian:
     def unplaced(self, key: Key, now: float) -> float:
         """Record an Unschedulable result for ``key``; returns when it is retried."""
         _, tries = self.unschedulable.get(key, (0.0, 0))
-        delay = min(self._max_retry_s, self._retry_s * (2**tries))
+        delay = min(self._max_retry_s, self._retry_s * 2.0**tries)
         self.unschedulable[key] = (now + delay, tries + 1)
         return now + delay
 
@@ -311,8 +317,8 @@ class Custodian:
             self._job(w, pods, members, now, out)
             return
         spec = _spec(w)
-        desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
-        template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+        desired = _count(spec, "replicas", 1)
+        template = _dict(spec.get("template"))
         indexed = resource != "apps/deployments"
         thash = template_hash(template)
         live = [p for p in pods if not _meta(p).get("deletionTimestamp")]
@@ -354,7 +360,7 @@ class Custodian:
         if len(counted) >= desired:  # replacements exist: lost pods can go
             for p in lost:
                 out.append(Write(_key(p), None))
-        status = self._status(resource, w, current, counted, desired, members)
+        status = self._status(resource, w, current, counted, desired, now)
         if status != _status(w):
             nw = dict(w)
             nw["status"] = status
@@ -384,7 +390,7 @@ class Custodian:
         now: float,
     ) -> Write:
         m = _meta(w)
-        tmeta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+        tmeta = _dict(template.get("metadata"))
         labels = dict(tmeta.get("labels") or {})
         annotations = dict(tmeta.get("annotations") or {})
         if resource == "apps/deployments":
@@ -456,9 +462,15 @@ class Custodian:
         current: list[Obj],
         counted: list[Obj],
         desired: int,
-        members: Members,
+        now: float,
     ) -> dict[str, Any]:
         old = _status(w)
+        at = self._rfc3339(now)
+
+        def cond(typ: str, ok: bool, reason: str, message: str, updated: bool = False) -> Obj:
+            status = "True" if ok else "False"
+            return condition(old.get("conditions"), typ, status, reason, message, at, updated)
+
         gen = int(_meta(w).get("generation") or 1)
         ready = sum(1 for p in counted if pod_ready(p))
         ready_current = sum(1 for p in current if pod_ready(p))
@@ -475,11 +487,11 @@ class Custodian:
             available = ready >= desired
             progressing_done = len(current) >= desired and ready_current >= desired
             st["conditions"] = [
-                self._cond(old, "Available", available, "MinimumReplicasAvailable" if available
+                cond("Available", available, "MinimumReplicasAvailable" if available
                            else "MinimumReplicasUnavailable",
                            "Deployment has minimum availability." if available
                            else "Deployment does not have minimum availability.", True),
-                self._cond(old, "Progressing", True,
+                cond("Progressing", True,
                            "NewReplicaSetAvailable" if progressing_done else "ReplicaSetUpdated",
                            f'ReplicaSet "{_meta(w).get("name")}" has successfully progressed.'
                            if progressing_done else "rolling out", True),
@@ -509,10 +521,10 @@ class Custodian:
             )  # fmt: skip
             unsched = [p for p in counted if _unschedulable(p)]
             st["conditions"] = [
-                self._cond(old, "Ready", ready >= desired,
+                cond("Ready", ready >= desired,
                            "ReplicasReady" if ready >= desired else "ReplicasNotReady",
                            f"{ready}/{desired} replicas ready"),
-                self._cond(old, "Placed", placed >= desired,
+                cond("Placed", placed >= desired,
                            "AllPlaced" if placed >= desired
                            else "Unschedulable" if unsched else "Placing",
                            _unschedulable(unsched[0]) if unsched
@@ -520,49 +532,12 @@ class Custodian:
             ]  # fmt: skip
         return st
 
-    def _cond(
-        self,
-        old: dict[str, Any],
-        typ: str,
-        ok: bool,
-        reason: str,
-        message: str,
-        updated: bool = False,
-    ) -> dict[str, Any]:
-        """A condition; ``updated`` adds Deployment's ``lastUpdateTime``."""
-        status = "True" if ok else "False"
-        prev = next(
-            (
-                c
-                for c in old.get("conditions") or []
-                if isinstance(c, dict) and c.get("type") == typ
-            ),
-            None,
-        )
-        since = prev.get("lastTransitionTime") if prev and prev.get("status") == status else None
-        out = {
-            "type": typ,
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": since or self._rfc3339(self._now_hint),
-        }
-        if updated:
-            out["lastUpdateTime"] = out["lastTransitionTime"]
-        return out
-
-    _now_hint = 0.0
-
     def _job(self, w: Obj, pods: list[Obj], members: Members, now: float, out: list[Write]) -> None:
         spec = _spec(w)
         completions = int(spec.get("completions") or 1)
-        parallelism = int(spec.get("parallelism") if spec.get("parallelism") is not None else 1)
-        backoff = int(
-            spec.get("backoffLimit")
-            if spec.get("backoffLimit") is not None
-            else DEFAULT_BACKOFF_LIMIT
-        )
-        template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+        parallelism = _count(spec, "parallelism", 1)
+        backoff = _count(spec, "backoffLimit", DEFAULT_BACKOFF_LIMIT)
+        template = _dict(spec.get("template"))
         old = _status(w)
         done = any(
             isinstance(c, dict)
@@ -587,16 +562,17 @@ class Custodian:
         ]
         st: dict[str, Any] = dict(old)
         st.update({"succeeded": succeeded, "failed": failed, "active": len(active)})
-        st.setdefault("startTime", self._rfc3339(now))
+        at = self._rfc3339(now)
+        st.setdefault("startTime", at)
         conds = [c for c in old.get("conditions") or [] if isinstance(c, dict)]
         if not done:
             if succeeded >= completions:
-                conds = [self._cond({}, "Complete", True, "Completed", "Job completed")]
-                st["completionTime"] = self._rfc3339(now)
+                conds = [condition(None, "Complete", "True", "Completed", "Job completed", at)]
+                st["completionTime"] = at
                 st["active"] = 0
             elif failed > backoff:
-                conds = [self._cond({}, "Failed", True, "BackoffLimitExceeded",
-                                    "Job has reached the specified backoff limit")]  # fmt: skip
+                conds = [condition(None, "Failed", "True", "BackoffLimitExceeded",
+                                   "Job has reached the specified backoff limit", at)]  # fmt: skip
                 st["active"] = 0
                 for p in active:
                     out.append(Write(_key(p), None))
@@ -615,6 +591,33 @@ class Custodian:
             nw = dict(w)
             nw["status"] = st
             out.append(Write(_key(w, "batch/jobs"), nw, derived=True))
+
+
+def condition(
+    prev: object,
+    typ: str,
+    status: str,
+    reason: str,
+    message: str,
+    at: str,
+    updated: bool = False,
+) -> dict[str, Any]:
+    """A status condition of type ``typ``, as of ``at`` (RFC 3339). Its
+    ``lastTransitionTime`` is kept from ``prev`` (a list of conditions) when that held the
+    same status; empty ``reason``/``message`` are left out; ``updated`` adds
+    ``lastUpdateTime`` (Deployments have it)."""
+    conds = prev if isinstance(prev, list) else []
+    before = next((c for c in conds if isinstance(c, dict) and c.get("type") == typ), None)
+    since = before.get("lastTransitionTime") if before and before.get("status") == status else None
+    out: dict[str, Any] = {"type": typ, "status": status}
+    if reason:
+        out["reason"] = reason
+    if message:
+        out["message"] = message
+    out["lastTransitionTime"] = since or at
+    if updated:
+        out["lastUpdateTime"] = out["lastTransitionTime"]
+    return out
 
 
 def _labels(o: Obj) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hyperion.api.nodes import rfc3339
-from hyperion.control.custodian import POD, Custodian, Key, Members, Write
+from hyperion.control.custodian import POD, Custodian, Key, Members, Write, condition
 from hyperion.control.features import candidate_of, request_of
 from hyperion.control.scheduler import Placed, Scheduler, Unplaced
 from hyperion.core import Effect
@@ -78,7 +78,6 @@ class ControlDriver:
         self.api_addrs: dict[str, str] = {}  # node name -> its Kubernetes API host:port
         self.topology: dict[str, tuple[str, str]] = {}  # name -> (zone, cloud:region)
         self._wake = asyncio.Event()
-        self._held: set[str] = set()  # pods of ours the scheduler holds capacity for
         self.counters: dict[str, int] = {}
 
     # ---------------------------------------------------------------- inputs
@@ -139,6 +138,7 @@ class ControlDriver:
         for w in writes:
             self._write(w)
         mono = time.monotonic()
+        ids = {name: nid for nid, name in self.names.items()}
         for t in tenders:
             try:
                 req = request_of(t.pod)
@@ -146,7 +146,6 @@ class ControlDriver:
                 self._mark_unschedulable(t.key, str(e), "InvalidRequest")
                 self.custodian.unplaced(t.key, now)
                 continue
-            ids = {name: nid for nid, name in self.names.items()}
             placed = [(ids.get(n, n), z, r) for n, z, r in t.placed]
             _, fx = self.scheduler.tender(pod_key(t.key), req, mono, placed=placed)
             self._inc("tenders")
@@ -155,18 +154,19 @@ class ControlDriver:
 
     async def _kubelet(self, pods: list[dict[str, Any]]) -> None:
         mine = [p for p in pods if (p.get("spec") or {}).get("nodeName") == self.node_name]
+        # Capacity held for our pods: confirmed holds are exactly the pods bound here
+        # (pending ones are awards whose binding has not arrived yet).
+        held = {k for k, (*_, confirmed) in self.scheduler.holds().items() if confirmed}
         keys = set()
         for p in mine:
             m = p["metadata"]
             k = f"{m.get('namespace')}/{m.get('name')}"
             keys.add(k)
-            if k not in self._held:
-                with contextlib.suppress(ValueError):
+            if k not in held:
+                with contextlib.suppress(ValueError):  # the custodian tenders valid pods only
                     self.scheduler.hold(k, request_of(p))
-                self._held.add(k)
-        for k in self._held - keys:
+        for k in held - keys:
             self.scheduler.release(k)
-        self._held = keys
         await self.pods.sync(mine)
 
     # ------------------------------------------------------------- writes
@@ -233,8 +233,9 @@ class ControlDriver:
         new["metadata"] = meta
         new["spec"] = dict(pod.get("spec") or {}, nodeName=name)
         st = dict(pod.get("status") or {})
-        st["conditions"] = _set_condition(
-            st.get("conditions"), "PodScheduled", "True", "", "", rfc3339(now)
+        before = st.get("conditions")
+        st["conditions"] = _with(
+            before, condition(before, "PodScheduled", "True", "", "", rfc3339(now))
         )
         new["status"] = st
         self._write(Write(key, new, derived=True))
@@ -268,8 +269,8 @@ class ControlDriver:
         new = dict(pod)
         st = dict(pod.get("status") or {})
         before = st.get("conditions")
-        st["conditions"] = _set_condition(
-            before, "PodScheduled", "False", reason, message, rfc3339(now)
+        st["conditions"] = _with(
+            before, condition(before, "PodScheduled", "False", reason, message, rfc3339(now))
         )
         st["phase"] = "Pending"
         new["status"] = st
@@ -284,17 +285,7 @@ class ControlDriver:
         self.counters[name] = self.counters.get(name, 0) + 1
 
 
-def _set_condition(
-    conds: object, typ: str, status: str, reason: str, message: str, at: str
-) -> list[dict[str, Any]]:
-    out = [c for c in (conds if isinstance(conds, list) else []) if c.get("type") != typ]
-    prev = next(
-        (c for c in (conds if isinstance(conds, list) else []) if c.get("type") == typ), None
-    )
-    since = prev.get("lastTransitionTime") if prev and prev.get("status") == status else at
-    cond: dict[str, Any] = {"type": typ, "status": status, "lastTransitionTime": since}
-    if reason:
-        cond["reason"] = reason
-    if message:
-        cond["message"] = message
-    return [cond, *out]
+def _with(conds: object, cond: dict[str, Any]) -> list[dict[str, Any]]:
+    """``conds`` with ``cond`` first in place of the one of its type."""
+    rest = [c for c in (conds if isinstance(conds, list) else []) if c.get("type") != cond["type"]]
+    return [cond, *rest]

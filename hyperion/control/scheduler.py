@@ -584,9 +584,10 @@ class Scheduler:
             out.append(self._send(m.src, AwardReply(m.tender_id, self.node_id, m.pod, True)))
             return
         snap = self.snapshot()
-        if snap is None or not check(m.request, snap).ok:
+        st = None if snap is None else check(m.request, snap)
+        if st is None or not st.ok:
             self._inc("awards_refused")
-            reason = "not bidding" if snap is None else check(m.request, snap).reason
+            reason = "not bidding" if st is None else st.reason
             out.append(
                 self._send(m.src, AwardReply(m.tender_id, self.node_id, m.pod, False, reason))
             )
