@@ -39,7 +39,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -47,16 +46,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from startup import (  # noqa: E402
-    COMMAND,
     DEPLOYMENTS,
     Api,
     deployment,
-    install_sigterm,
-    machine,
     mesh,
     node_of,
     pct,
     pod_ready,
+    run_bench,
     summary,
     sweep,
 )
@@ -284,27 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.tries < 1 or args.nodes < 2 or args.replicas < 1:
         ap.error("need --tries >= 1, --nodes >= 2 and --replicas >= 1")
-    install_sigterm()
-    run_id = uuid.uuid4().hex[:8]
-    t0 = time.perf_counter()
-    result: dict[str, Any] = {
-        "bench": "failover",
-        "machine": machine(),
-        "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "client": "aiohttp HTTPS to node-1's API (POST like kubectl apply; pod watch)",
-        "mesh": "hyperion.cli.up.start_mesh, no fleet identities (= hyperion up --fleet none)",
-        "command": COMMAND,
-        "requests": {"cpu": "10m", "memory": "16Mi"},
-    }
-    try:
-        result["failover"] = asyncio.run(run(args, run_id))
-    finally:
-        sweep(run_id)
-    result["wall_s"] = round(time.perf_counter() - t0, 1)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
+    run_bench("failover", args, [("failover", run)], print_table)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -442,11 +442,30 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.tries < 0 or args.replicas < 0 or args.nodes < 1 or args.nodes_big < 1:
         ap.error("need --tries, --replicas >= 0 and --nodes, --nodes-big >= 1")
+    steps: list[tuple[str, Step]] = []
+    if args.tries:
+        steps.append(("single", run_single))
+    if args.replicas:
+        steps.append(("big", run_big))
+    run_bench("startup", args, steps, print_tables)
+
+
+Step = Callable[[argparse.Namespace, str], Coroutine[Any, Any, dict[str, Any]]]
+
+
+def run_bench(
+    name: str,
+    args: argparse.Namespace,
+    steps: list[tuple[str, Step]],
+    show: Callable[[dict[str, Any]], None],
+) -> None:
+    """Run each step under one run id (its processes are swept even on errors) and print
+    the result: one JSON object with ``--json``, else ``show``'s tables."""
     install_sigterm()
     run_id = uuid.uuid4().hex[:8]
     t0 = time.perf_counter()
     result: dict[str, Any] = {
-        "bench": "startup",
+        "bench": name,
         "machine": machine(),
         "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "client": "aiohttp HTTPS to node-1's API (POST like kubectl apply; pod watch)",
@@ -455,17 +474,15 @@ def main(argv: list[str] | None = None) -> None:
         "requests": {"cpu": "10m", "memory": "16Mi"},
     }
     try:
-        if args.tries:
-            result["single"] = asyncio.run(run_single(args, run_id))
-        if args.replicas:
-            result["big"] = asyncio.run(run_big(args, run_id))
+        for key, step in steps:
+            result[key] = asyncio.run(step(args, run_id))
     finally:
         sweep(run_id)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     if args.json:
         print(json.dumps(result))
     else:
-        print_tables(result)
+        show(result)
 
 
 if __name__ == "__main__":
