@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from hyperion.policy import RulesPolicy
 from hyperion.policy.plugins import violates_hard_constraints
 from hyperion.sim.fleet import data, scenario, seeds
-from hyperion.sim.fleet.bench import POLICY_NAMES, run_bench, run_one
+from hyperion.sim.fleet.bench import POLICY_NAMES, make_policy, run_bench, run_one
 from hyperion.sim.fleet.run import FleetSim
 
 try:
@@ -149,3 +149,23 @@ def test_behaviour_cloning_dataset_is_training_only_and_matches_the_teacher() ->
     obs, mask, act = clone_dataset("skypilot-like", range(10, 13))
     assert obs.shape[0] == mask.shape[0] == act.shape[0] > 0
     assert mask[np.arange(act.size), act].all()  # the teacher's pick is never masked
+
+
+def test_search_teacher_runs_on_training_seeds_and_never_does_worse() -> None:
+    from hyperion.sim.fleet.expert import search
+    from hyperion.sim.fleet.run import run
+
+    with pytest.raises(ValueError):
+        search(seeds.validation_seeds(1)[0])
+    with pytest.raises(ValueError):
+        search(seeds.test_seeds(0, 1)[0])
+    seed = 7  # a training scenario where skypilot-like leaves reward on the table
+    r = search(seed)
+    start = run(scenario.make(seed), make_policy("skypilot-like")).reward
+    assert r.start_reward == pytest.approx(start)  # the search starts from skypilot-like
+    assert r.best_reward >= r.start_reward
+    assert r.best_reward > r.start_reward * 1.5  # it finds the p99 blow-up (0.17 -> 1.03)
+    assert r.samples and r.runs > len(r.samples)
+    for obs, mask, slot in r.samples:
+        assert mask[slot]  # a chosen slot is never masked
+        assert obs.dtype == np.float32

@@ -147,11 +147,29 @@ def policy_train(
         "rl_weights.npz"
     ),
     eval_every: Annotated[int, typer.Option("--eval-every", help="Steps between checks.")] = 10_000,
+    clone: Annotated[
+        str,
+        typer.Option(
+            "--clone",
+            help="Teacher cloned before PPO: search, skypilot-like, another heuristic, or none.",
+        ),
+    ] = "search",
+    clone_scenarios: Annotated[
+        int, typer.Option("--clone-scenarios", help="Training scenarios the teacher plays.")
+    ] = 800,
+    jobs: Annotated[int, typer.Option("--jobs", help="Processes for the search teacher.")] = 1,
 ) -> None:
     """Train the rl policy with MaskablePPO on training seeds; keep the best checkpoint
     on validation seeds; write OUT, OUT.log.jsonl and OUT.curve.png."""
-    if steps <= 0 or eval_every <= 0:
-        raise _error("--steps and --eval-every must be positive")
+    if steps < 0 or eval_every <= 0:
+        raise _error("--steps must be 0 or more and --eval-every positive")
+    teachers = ("search", "none", "static", "k8s-default", "greedy-cost", "skypilot-like", "rules")
+    if clone not in teachers:
+        raise _error(f"--clone must be one of {', '.join(teachers)}")
+    if clone_scenarios <= 0 or jobs <= 0:
+        raise _error("--clone-scenarios and --jobs must be positive")
+    if steps == 0 and clone == "none":
+        raise _error("nothing to train: --steps 0 and --clone none")
     try:
         # by name, so that type checkers without the rl extra do not follow it
         train = importlib.import_module("hyperion.sim.fleet.train").train
@@ -160,5 +178,13 @@ def policy_train(
             f"training needs the rl extra ({e.name} is missing): pip install torch==2.13.0 "
             "--index-url https://download.pytorch.org/whl/cpu, then pip install 'hyperion[rl]'"
         ) from None
-    summary = train(steps, seed, out, eval_every=eval_every)
+    summary = train(
+        steps,
+        seed,
+        out,
+        eval_every=eval_every,
+        clone=None if clone == "none" else clone,
+        clone_scenarios=clone_scenarios,
+        jobs=jobs,
+    )
     print(json.dumps(summary))

@@ -165,9 +165,39 @@ class _Checkpoints(BaseCallback):
         self.log.flush()
 
 
-def clone_dataset(
-    teacher: str, scenario_seeds: range
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+Dataset = tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.int64]]
+
+
+def search_dataset(scenario_seeds: range, jobs: int = 1) -> tuple[Dataset, dict[str, float]]:
+    """The search teacher's best trajectories (module ``expert``) on ``scenario_seeds``
+    (training seeds), in ``jobs`` processes; and a summary of what the search found."""
+    from hyperion.sim.fleet.expert import SearchResult, search
+
+    if scenario_seeds.start < seeds.TRAIN.start or scenario_seeds.stop > seeds.TRAIN.stop:
+        raise ValueError("behaviour cloning draws training seeds only")
+    results: list[SearchResult]
+    if jobs > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            results = pool.map(search, scenario_seeds, chunksize=4)
+    else:
+        results = [search(s) for s in scenario_seeds]
+    samples = [x for r in results for x in r.samples]
+    data = (
+        np.stack([x[0] for x in samples]),
+        np.stack([x[1] for x in samples]),
+        np.asarray([x[2] for x in samples], dtype=np.int64),
+    )
+    summary = {
+        "search_start_reward": round(float(np.mean([r.start_reward for r in results])), 4),
+        "search_best_reward": round(float(np.mean([r.best_reward for r in results])), 4),
+        "search_runs": int(sum(r.runs for r in results)),
+    }
+    return data, summary
+
+
+def clone_dataset(teacher: str, scenario_seeds: range) -> Dataset:
     """(observation, mask, teacher's slot) for every decision ``teacher`` takes on
     ``scenario_seeds`` (training seeds), driven exactly as the benchmark drives it;
     decisions whose pick is outside the network's shortlist are left out."""
@@ -203,7 +233,7 @@ def clone_dataset(
 
 def behaviour_clone(
     model: MaskablePPO,
-    data: tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.int64]],
+    data: Dataset,
     *,
     epochs: int = 30,
     lr: float = 3e-3,
@@ -246,13 +276,17 @@ def train(
     clone_scenarios: int = 1500,
     learning_rate: float = 1e-4,
     ent_coef: float = 0.0,
+    jobs: int = 1,
+    clone_epochs: int = 30,
 ) -> dict[str, Any]:
     """Train, keep the best validation checkpoint at ``out``; return a summary.
 
-    With ``clone``, the actor is first fitted to that heuristic's choices on
-    ``clone_scenarios`` training seeds (behaviour cloning), the clone is checkpointed
-    (step 0), and PPO fine-tunes it. The PPO reward is the run's own reward (the
-    benchmark's metric) unless ``relative``."""
+    With ``clone``, the actor is first fitted to a teacher's choices on
+    ``clone_scenarios`` training seeds (behaviour cloning): a heuristic's name, or
+    ``search`` for the search teacher's best trajectories (module ``expert``, in
+    ``jobs`` processes). The clone is checkpointed (step 0), and PPO fine-tunes it.
+    The PPO reward is the run's own reward (the benchmark's metric) unless
+    ``relative``."""
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.set_num_threads(1)
@@ -280,6 +314,7 @@ def train(
         "hidden": HIDDEN,
         "relative": relative,
         "clone": clone,
+        "clone_scenarios": clone_scenarios if clone else 0,
         "learning_rate": learning_rate,
         "ent_coef": ent_coef,
     }
@@ -291,9 +326,14 @@ def train(
             t0 = time.monotonic()
             # the top of the training range, away from the seeds the environments draw
             start = seeds.TRAIN.stop - clone_scenarios
-            data = clone_dataset(clone, range(start, seeds.TRAIN.stop))
-            acc = behaviour_clone(model, data, seed=seed)
+            found: dict[str, float] = {}
+            if clone == "search":
+                data, found = search_dataset(range(start, seeds.TRAIN.stop), jobs)
+            else:
+                data = clone_dataset(clone, range(start, seeds.TRAIN.stop))
+            acc = behaviour_clone(model, data, seed=seed, epochs=clone_epochs)
             row = {
+                **found,
                 "clone": clone,
                 "clone_decisions": int(data[2].size),
                 "clone_accuracy": round(acc, 4),

@@ -1,0 +1,127 @@
+"""A search teacher for the ``rl`` policy: per-scenario coordinate search over decisions.
+
+Theory of operation: a run is a short sequence of decisions (the service's replicas,
+the batch job, re-tenders). Starting from ``skypilot-like``'s choices, ``search`` tries,
+decision by decision, every distinct kind of feasible bid (one per zone, instance type,
+spot and price: bids of one kind differ only in background load), re-runs the whole
+scenario with that one choice changed and keeps it when the run's reward improves;
+``passes`` sweeps. The result is the best trajectory found: (observation, mask, slot) at
+each decision, exactly what ``hyperion.policy.rl`` sees, for behaviour cloning.
+
+The search sees the scenario's own random draws (when spot nodes are reclaimed, which
+requests burst), so it is a clairvoyant teacher: the network it trains cannot see those
+draws and learns the choices that pay on average. It runs on training seeds only
+(the caller's range is checked), never on validation or test seeds. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from hyperion.policy.model import Candidate, Decision, NoFit, Request
+from hyperion.policy.rl import observation, shortlist
+from hyperion.sim.fleet import scenario as scenarios
+from hyperion.sim.fleet import seeds
+from hyperion.sim.fleet.baselines import SkyPilotLikePolicy
+from hyperion.sim.fleet.run import FleetSim, RunMetrics
+
+MAX_SEARCHED_DECISIONS = 12  # re-tenders late in a storm run are left to the start policy
+
+Sample = tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], int]
+
+
+def _kind(c: Candidate) -> tuple[object, ...]:
+    return (c.zone, c.cloud, c.gpu_model, c.spot, c.edge, round(c.price_per_hour, 6))
+
+
+class _Scripted:
+    """``skypilot-like`` except at the decisions ``override`` names (index -> node id);
+    records every decision's observation, mask and slot."""
+
+    name = "search"
+
+    def __init__(self, override: dict[int, str]) -> None:
+        self.override = override
+        self.start = SkyPilotLikePolicy()
+        self.options: list[list[str]] = []  # per decision: one node id per kind of bid
+        self.samples: list[Sample | None] = []
+
+    def observe_preemption(self, workload_id: str, cloud_region: str) -> None:
+        self.start.observe_preemption(workload_id, cloud_region)
+
+    def choose(self, req: Request, cands: Sequence[Candidate], tender_id: str) -> Decision | NoFit:
+        k = len(self.options)
+        slots = shortlist(req, cands, tender_id)
+        kinds: dict[tuple[object, ...], str] = {}
+        for i in slots:
+            kinds.setdefault(_kind(cands[i]), cands[i].node_id)
+        self.options.append(list(kinds.values()))
+        out: Decision | NoFit | None = None
+        want = self.override.get(k)
+        if want is not None:
+            out = next(
+                (Decision(want, i, 0.0, self.name) for i in slots if cands[i].node_id == want),
+                None,
+            )
+        if out is None:
+            out = self.start.choose(req, cands, tender_id)
+        if isinstance(out, Decision) and out.index in slots:
+            obs, mask = observation(req, cands, slots)
+            self.samples.append((obs, mask, slots.index(out.index)))
+        else:
+            self.samples.append(None)
+        return out
+
+
+def _run(sc: scenarios.Scenario, override: dict[int, str]) -> tuple[RunMetrics, _Scripted]:
+    pol = _Scripted(override)
+    sim = FleetSim(sc)
+    seen = 0
+    while (p := sim.next_decision()) is not None:
+        regions = sim.st.preempted_regions
+        for wid, region in regions[seen:]:
+            pol.observe_preemption(wid, region)
+        seen = len(regions)
+        sim.apply(pol.choose(p.request, p.candidates, p.tender_id))
+    return sim.finish(), pol
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    seed: int
+    start_reward: float
+    best_reward: float
+    runs: int
+    samples: tuple[Sample, ...]
+
+
+def search(seed: int, *, passes: int = 1) -> SearchResult:
+    """The best trajectory the coordinate search finds on training scenario ``seed``."""
+    if seed not in seeds.TRAIN:
+        raise ValueError("the search teacher runs on training seeds only")
+    sc = scenarios.make(seed)
+    m, pol = _run(sc, {})
+    start = best = m.reward
+    override: dict[int, str] = {}
+    runs = 1
+    for _ in range(passes):
+        improved = False
+        k = 0
+        while k < min(len(pol.options), MAX_SEARCHED_DECISIONS):  # a choice can end a
+            for node_id in pol.options[k]:  # run's re-tenders, so the count can shrink
+                trial = {**override, k: node_id}
+                m, _ = _run(sc, trial)
+                runs += 1
+                if m.reward > best + 1e-9:
+                    best, override, improved = m.reward, trial, True
+            m, pol = _run(sc, override)  # options of later decisions follow the choice
+            runs += 1
+            k += 1
+        if not improved:
+            break
+    samples = tuple(s for s in pol.samples if s is not None)
+    return SearchResult(seed, start, best, runs, samples)
