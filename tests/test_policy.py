@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -27,8 +28,10 @@ from hyperion.policy import (
     reward,
     tie_break,
 )
+from hyperion.policy.plugins import BATCH_SCORERS, FILTERS, SCORERS
 from hyperion.policy.reward import REWARD_WEIGHTS
 from hyperion.policy.rl import MAX_CANDIDATES, RlPolicy, observation, shortlist
+from hyperion.policy.rules import best, scores
 from hyperion.sim.fleet.baselines import (
     GreedyCostPolicy,
     K8sDefaultPolicy,
@@ -339,6 +342,45 @@ def test_every_policy_respects_hard_constraints(
         else:
             assert isinstance(out, NoFit), policy.name
             assert out.message.startswith(f"0/{len(candidates)} nodes are available")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    requests_st,
+    candidates_st,
+    st.text(max_size=8),
+    st.sampled_from((None, "aws:us-east-1", "gcp:europe-west1")),
+    st.dictionaries(st.sampled_from(GEOS), st.floats(1.0, 300.0), max_size=2),
+)
+def test_fast_paths_agree_with_the_plugins(
+    request: Request,
+    candidates: list[Candidate],
+    tender: str,
+    locality: str | None,
+    placed_rtt: dict[str, float],
+) -> None:
+    """check's inline filters, the batch scorers, best's lazy tie-break and with_free give
+    exactly what the plug-ins, the per-candidate scorers, the full sort and replace give."""
+    request = dataclasses.replace(request, data_locality=locality, placed_rtt_ms=placed_rtt)
+    for c in candidates:
+        assert check(request, c) == check(request, c, list(FILTERS))
+        used = (c.cpu_millis_free // 2, c.memory_bytes_free // 3, c.gpus_free // 2)
+        load = min(1.0, used[0] / c.cpu_millis)
+        assert c.with_free(*used, load) == dataclasses.replace(
+            c, cpu_millis_free=used[0], memory_bytes_free=used[1], gpus_free=used[2], load=load
+        )
+    for name, fn in SCORERS.items():
+        assert BATCH_SCORERS[name](request, candidates) == [fn(request, c) for c in candidates]
+    values = scores(request, candidates)
+    indices = list(range(len(candidates)))
+    if candidates:
+        assert best(candidates, indices, values, tender) == min(
+            indices, key=lambda k: (-values[k], tie_break(tender, candidates[k].node_id))
+        )
+        ties = [1.0] * len(candidates)
+        assert best(candidates, indices, ties, tender) == min(
+            indices, key=lambda k: tie_break(tender, candidates[k].node_id)
+        )
 
 
 # --------------------------------------------------------------------------- rl

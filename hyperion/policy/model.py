@@ -15,7 +15,7 @@ import enum
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Protocol
 
@@ -103,6 +103,8 @@ class VersionRange:
     _bounds: tuple[tuple[str, tuple[Version, ...]], ...] = field(
         init=False, repr=False, compare=False
     )
+    # version -> contained: a tender asks the same few versions over and over
+    _memo: dict[str, bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         parts = [p.strip() for p in self.text.split(",") if p.strip()]
@@ -117,15 +119,24 @@ class VersionRange:
             for r in sel.requirements
         )
         object.__setattr__(self, "_bounds", bounds)
+        object.__setattr__(self, "_memo", {})
 
     def contains(self, version: str) -> bool:
+        memo = self._memo
+        hit = memo.get(version)
+        if hit is not None:
+            return hit
         have = _parse_or_none(version)
-        if have is None:
-            return False
-        return all(_holds(have, op, wanted) for op, wanted in self._bounds)
+        ok = have is not None and all(_holds(have, op, wanted) for op, wanted in self._bounds)
+        if len(memo) < _VERSION_MEMO_MAX:
+            memo[version] = ok
+        return ok
 
     def __str__(self) -> str:
         return self.text
+
+
+_VERSION_MEMO_MAX = 256  # distinct versions remembered per range (a mesh runs a few)
 
 
 @functools.lru_cache(maxsize=256)
@@ -283,6 +294,29 @@ class Candidate:
         if not (0.0 <= self.load <= 1.0 and 0.0 <= self.reliability <= 1.0):
             raise ValueError(f"{self.node_id}: load and reliability must be in [0, 1]")
 
+    def with_free(
+        self, cpu_millis_free: int, memory_bytes_free: int, gpus_free: int, load: float
+    ) -> Candidate:
+        """This snapshot with other free resources and load: what ``dataclasses.replace``
+        gives, validated alike, at a third of the cost (a bidder rebuilds its snapshot on
+        every reservation). The read-only maps are shared, not copied."""
+        if not (0 <= cpu_millis_free <= self.cpu_millis):
+            raise ValueError(f"{self.node_id}: free cpu must be within capacity")
+        if not (0 <= memory_bytes_free <= self.memory_bytes):
+            raise ValueError(f"{self.node_id}: free memory must be within capacity")
+        if not (0 <= gpus_free <= self.gpus):
+            raise ValueError(f"{self.node_id}: free gpus must be within capacity")
+        if not (0.0 <= load <= 1.0):
+            raise ValueError(f"{self.node_id}: load and reliability must be in [0, 1]")
+        new = object.__new__(Candidate)
+        for name in _CANDIDATE_FIELDS:
+            _set(new, name, getattr(self, name))
+        _set(new, "cpu_millis_free", cpu_millis_free)
+        _set(new, "memory_bytes_free", memory_bytes_free)
+        _set(new, "gpus_free", gpus_free)
+        _set(new, "load", load)
+        return new
+
     @property
     def cloud_region(self) -> str:
         return f"{self.cloud}:{self.region}"
@@ -311,6 +345,9 @@ class Candidate:
             return sum(self.rtt_ms.values()) / len(self.rtt_ms)
         return _FAR_MS
 
+
+_CANDIDATE_FIELDS = tuple(f.name for f in fields(Candidate))
+_set = object.__setattr__  # Candidate is frozen
 
 _FAR_MS = 300.0  # RTT assumed to a geography a node reports nothing for (antipodal)
 

@@ -15,6 +15,7 @@ weights of the request's goal. Pure: no I/O, no clocks, no randomness.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -40,40 +41,78 @@ def _unresolvable(plugin: str, reason: str) -> Status:
     return Status(Code.UNRESOLVABLE, reason, plugin)
 
 
+# A failing filter's Status depends only on the request, so it is worded once and shared
+# (Status is frozen): most of a tender's checks fail, on the tenderer's sample and in
+# ``explain``. The caches are bounded; what they hold is a pure function of the key.
+_STATUS_CACHE_MAX = 1024
+
+
+@functools.lru_cache(maxsize=_STATUS_CACHE_MAX)
+def _not_in_geographies(geographies: tuple[str, ...]) -> Status:
+    return _unresolvable("Geography", f"not in geographies [{','.join(geographies)}]")
+
+
+@functools.lru_cache(maxsize=_STATUS_CACHE_MAX)
+def _not_in_clouds(clouds: tuple[str, ...]) -> Status:
+    return _unresolvable("Cloud", f"not in clouds [{','.join(clouds)}]")
+
+
+@functools.lru_cache(maxsize=_STATUS_CACHE_MAX)
+def _version_not_in(version_range: str) -> Status:
+    return _unresolvable("Version", f"software version not in {version_range}")
+
+
+@functools.lru_cache(maxsize=_STATUS_CACHE_MAX)
+def _no_gpu_model(gpu_model: str) -> Status:
+    return _unresolvable("GpuModel", f"no gpu model {gpu_model}")
+
+
+_SELECTOR_MISMATCH = _unresolvable("NodeSelector", "didn't match the node selector")
+_AFFINITY_MISMATCH = _unresolvable("NodeAffinity", "didn't match the required node affinity")
+_TOO_SMALL = {
+    name: _unresolvable("NodeResourcesFit", f"insufficient {name}")
+    for name in (GPU_RESOURCE, "cpu", "memory")
+}
+_TOO_FULL = {
+    name: Status(Code.UNSCHEDULABLE, f"insufficient {name}", "NodeResourcesFit")
+    for name in (GPU_RESOURCE, "cpu", "memory")
+}
+
+
 def filter_geography(req: Request, c: Candidate) -> Status:
     if req.geographies and c.geography not in req.geographies:
-        return _unresolvable("Geography", f"not in geographies [{','.join(req.geographies)}]")
+        return _not_in_geographies(req.geographies)
     return SUCCESS
 
 
 def filter_cloud(req: Request, c: Candidate) -> Status:
     if req.clouds and c.cloud not in req.clouds:
-        return _unresolvable("Cloud", f"not in clouds [{','.join(req.clouds)}]")
+        return _not_in_clouds(req.clouds)
     return SUCCESS
 
 
 def filter_node_selector(req: Request, c: Candidate) -> Status:
     for k, v in req.node_selector.items():
         if c.labels.get(k) != v:
-            return _unresolvable("NodeSelector", "didn't match the node selector")
+            return _SELECTOR_MISMATCH
     return SUCCESS
 
 
 def filter_node_affinity(req: Request, c: Candidate) -> Status:
     if req.affinity and not any(all(e.matches(c.labels) for e in term) for term in req.affinity):
-        return _unresolvable("NodeAffinity", "didn't match the required node affinity")
+        return _AFFINITY_MISMATCH
     return SUCCESS
 
 
 def filter_version(req: Request, c: Candidate) -> Status:
     if req.version_range is not None and not req.version_range.contains(c.software_version):
-        return _unresolvable("Version", f"software version not in {req.version_range}")
+        return _version_not_in(str(req.version_range))
     return SUCCESS
 
 
 def filter_gpu_model(req: Request, c: Candidate) -> Status:
     if req.gpu_model is not None and (c.gpu_model or "").casefold() != req.gpu_model.casefold():
-        return _unresolvable("GpuModel", f"no gpu model {req.gpu_model}")
+        return _no_gpu_model(req.gpu_model)
     return SUCCESS
 
 
@@ -86,9 +125,9 @@ def filter_resources(req: Request, c: Candidate) -> Status:
         ("memory", req.memory_bytes, c.memory_bytes, c.memory_bytes_free),
     ):
         if want > total:
-            return _unresolvable("NodeResourcesFit", f"insufficient {name}")
+            return _TOO_SMALL[name]
         if want > free:
-            return Status(Code.UNSCHEDULABLE, f"insufficient {name}", "NodeResourcesFit")
+            return _TOO_FULL[name]
     return SUCCESS
 
 
@@ -107,20 +146,53 @@ FILTERS: tuple[FilterFn, ...] = (
 
 def check(req: Request, c: Candidate, filters: Sequence[FilterFn] = FILTERS) -> Status:
     """The first failing filter's status, or SUCCESS."""
+    if filters is FILTERS:
+        # The hot path of every tender, bid, award and checker step: FILTERS inline, in
+        # FILTERS' order, returning the Status the loop below would return.
+        if req.geographies and c.geography not in req.geographies:
+            return _not_in_geographies(req.geographies)
+        if req.clouds and c.cloud not in req.clouds:
+            return _not_in_clouds(req.clouds)
+        if req.node_selector and (st := filter_node_selector(req, c)).code is not _OK:
+            return st
+        if req.affinity and (st := filter_node_affinity(req, c)).code is not _OK:
+            return st
+        vr = req.version_range
+        if vr is not None and not vr.contains(c.software_version):
+            return _version_not_in(str(vr))
+        if req.gpu_model is not None and (st := filter_gpu_model(req, c)).code is not _OK:
+            return st
+        # filter_resources, unrolled
+        want = req.gpus
+        if want > c.gpus:
+            return _TOO_SMALL[GPU_RESOURCE]
+        if want > c.gpus_free:
+            return _TOO_FULL[GPU_RESOURCE]
+        want = req.cpu_millis
+        if want > c.cpu_millis:
+            return _TOO_SMALL["cpu"]
+        if want > c.cpu_millis_free:
+            return _TOO_FULL["cpu"]
+        want = req.memory_bytes
+        if want > c.memory_bytes:
+            return _TOO_SMALL["memory"]
+        if want > c.memory_bytes_free:
+            return _TOO_FULL["memory"]
+        return SUCCESS
     for f in filters:
         st = f(req, c)
-        if st.code is not _OK:  # the hot path of every tender: no property call
+        if st.code is not _OK:
             return st
     return SUCCESS
 
 
 def violates_hard_constraints(req: Request, c: Candidate) -> bool:
     """Whether placing ``req`` on ``c`` breaks a hard constraint or overcommits it."""
-    return not check(req, c).ok
+    return check(req, c).code is not _OK
 
 
 def feasible(req: Request, candidates: Sequence[Candidate]) -> list[int]:
-    return [i for i, c in enumerate(candidates) if check(req, c).ok]
+    return [i for i, c in enumerate(candidates) if check(req, c).code is _OK]
 
 
 def explain(req: Request, candidates: Sequence[Candidate]) -> NoFit:
@@ -131,7 +203,7 @@ def explain(req: Request, candidates: Sequence[Candidate]) -> NoFit:
     resolvable = False
     for c in candidates:
         st = check(req, c)
-        if st.ok:
+        if st.code is _OK:
             continue
         counts[st.reason] = counts.get(st.reason, 0) + 1
         resolvable = resolvable or st.code is Code.UNSCHEDULABLE
@@ -219,6 +291,85 @@ GOAL_WEIGHTS: Mapping[str, Mapping[str, float]] = MappingProxyType(
         "default": MappingProxyType(
             {"cost": 3.0, "latency": 3.0, "locality": 1.0, "spread": 1.5, "load": 0.5}
         ),
+    }
+)
+
+
+# The same scorers over a whole bid list, for ``rules.scores``: per-request work (the
+# users' weights, the request's shares) is done once, not once per candidate. Each gives
+# exactly the floats its per-candidate scorer gives, operation for operation.
+BatchScoreFn = Callable[[Request, Sequence[Candidate]], list[float]]
+
+
+def _cost_all(req: Request, cands: Sequence[Candidate]) -> list[float]:
+    want_gpus, want_cpu, want_mem = req.gpus, req.cpu_millis, req.memory_bytes
+    per_work = req.kind == "batch"
+    spot_bonus = 0.2 if req.prefer_spot else None
+    log = math.log
+    out = []
+    for c in cands:
+        share = 0.0  # Candidate.share_of, inline
+        if c.gpus and want_gpus and (x := want_gpus / c.gpus) > share:
+            share = x
+        if c.cpu_millis and want_cpu and (x := want_cpu / c.cpu_millis) > share:
+            share = x
+        if c.memory_bytes and want_mem and (x := want_mem / c.memory_bytes) > share:
+            share = x
+        cost = c.price_per_hour * min(1.0, share)
+        if per_work:
+            cost /= c.speed
+        value = -log(cost + 1e-3)
+        if c.spot:
+            if spot_bonus is not None:
+                value += spot_bonus
+            else:
+                band = c.interruption_band if c.interruption_band is not None else 2
+                value += -2.0 * BAND_MONTHLY_RATE[band]
+        out.append(value)
+    return out
+
+
+def _latency_all(req: Request, cands: Sequence[Candidate]) -> list[float]:
+    weights = req.user_weights()
+    if not weights:
+        return [0.0] * len(cands)
+    placed_rtt = req.placed_rtt_ms
+    placed = [(g, w, placed_rtt.get(g)) for g, w in weights]
+    out = []
+    for c in cands:
+        rtt = c.rtt_ms
+        total = 0.0
+        for g, w, p in placed:
+            mine = rtt.get(g, 300.0)
+            total += w * (mine if p is None else min(mine, p))
+        out.append(-total)
+    return out
+
+
+def _locality_all(req: Request, cands: Sequence[Candidate]) -> list[float]:
+    if req.data_locality is None:
+        return [0.0] * len(cands)
+    return [score_locality(req, c) for c in cands]
+
+
+def _spread_all(req: Request, cands: Sequence[Candidate]) -> list[float]:
+    return [
+        -(4.0 * c.replicas_on_node + 2.0 * c.replicas_in_zone + 1.0 * c.replicas_in_region)
+        for c in cands
+    ]
+
+
+def _load_all(req: Request, cands: Sequence[Candidate]) -> list[float]:
+    return [1.0 - c.load for c in cands]
+
+
+BATCH_SCORERS: Mapping[str, BatchScoreFn] = MappingProxyType(
+    {
+        "cost": _cost_all,
+        "latency": _latency_all,
+        "locality": _locality_all,
+        "spread": _spread_all,
+        "load": _load_all,
     }
 )
 

@@ -11,7 +11,14 @@ import hashlib
 from collections.abc import Mapping, Sequence
 
 from hyperion.policy.model import Candidate, Decision, NoFit, Request
-from hyperion.policy.plugins import GOAL_WEIGHTS, SCORERS, explain, feasible, normalize
+from hyperion.policy.plugins import (
+    BATCH_SCORERS,
+    GOAL_WEIGHTS,
+    SCORERS,
+    explain,
+    feasible,
+    normalize,
+)
 
 
 def tie_break(tender_id: str, node_id: str) -> int:
@@ -32,8 +39,13 @@ def scores(
     for name, weight in w.items():
         if weight == 0:
             continue
-        fn = SCORERS[name]
-        for i, s in enumerate(normalize([fn(req, c) for c in candidates])):
+        batch = BATCH_SCORERS.get(name)
+        if batch is not None:  # SCORERS[name] over all of them, per-request work once
+            raw = batch(req, candidates)
+        else:
+            fn = SCORERS[name]
+            raw = [fn(req, c) for c in candidates]
+        for i, s in enumerate(normalize(raw)):
             total[i] += weight * s
     return total
 
@@ -41,11 +53,19 @@ def scores(
 def best(
     candidates: Sequence[Candidate], indices: Sequence[int], values: Sequence[float], tender: str
 ) -> int:
-    """The index (into ``candidates``) with the highest value; ties by hash."""
-    return min(
-        range(len(indices)),
-        key=lambda k: (-values[k], tie_break(tender, candidates[indices[k]].node_id)),
-    )
+    """The index (into ``indices``) with the highest value; ties by hash."""
+    n = len(indices)
+    if n == 0 or len(values) != n or any(v != v for v in values):  # NaN: the general rule
+        return min(
+            range(n),
+            key=lambda k: (-values[k], tie_break(tender, candidates[indices[k]].node_id)),
+        )
+    # Only candidates sharing the top value need their tie-break hash.
+    top = max(values)
+    tied = [k for k, v in enumerate(values) if v == top]
+    if len(tied) == 1:
+        return tied[0]
+    return min(tied, key=lambda k: tie_break(tender, candidates[indices[k]].node_id))
 
 
 class RulesPolicy:
