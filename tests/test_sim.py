@@ -43,6 +43,31 @@ def test_join_phase_converges() -> None:
     assert r["false_dead"] == 0
 
 
+def test_reserved_sequence_numbers_order_a_chained_stream_as_if_scheduled_at_once() -> None:
+    times = [0.5, 1.0, 1.0, 2.0]
+
+    def order(chained: bool) -> list[str]:
+        sim = Simulator(0)
+        seen: list[str] = []
+        if chained:
+            first = sim.reserve(len(times))
+
+            def arrive(k: int) -> None:
+                seen.append(f"a{k}")
+                if k + 1 < len(times):
+                    sim.at(times[k + 1], lambda: arrive(k + 1), seq=first + k + 1)
+
+            sim.at(times[0], lambda: arrive(0), seq=first)
+        else:
+            for k, t in enumerate(times):
+                sim.at(t, lambda k=k: seen.append(f"a{k}"))
+        sim.at(1.0, lambda: seen.append("later"))  # same time, scheduled after the stream
+        sim.run(3.0)
+        return seen
+
+    assert order(True) == order(False) == ["a0", "a1", "a2", "later", "a3"]
+
+
 def test_rtt_matrix_uses_measured_regions() -> None:
     m = rtt.load()
     assert len(m.regions) == 69

@@ -124,9 +124,22 @@ class Simulator:
 
     # -------------------------------------------------------------- scheduling
 
-    def at(self, t: float, fn: Callable[[], None]) -> None:
-        """Run ``fn`` at virtual time ``t`` (fault injection, checkers)."""
-        self._push(t, _CALL, fn, None)
+    def at(self, t: float, fn: Callable[[], None], *, seq: int | None = None) -> None:
+        """Run ``fn`` at virtual time ``t`` (fault injection, checkers). ``seq``, from
+        ``reserve``, orders it among same-time events as if it had been scheduled when
+        the number was reserved."""
+        if seq is None:
+            self._push(t, _CALL, fn, None)
+        else:
+            heapq.heappush(self._heap, (t, seq, _CALL, fn, None))
+
+    def reserve(self, n: int) -> int:
+        """Reserve ``n`` event sequence numbers; returns the first. A long stream of
+        arrivals can then be scheduled one at a time (each scheduling the next, keeping
+        the heap small) and still run exactly as if all had been scheduled now."""
+        first = self._seq + 1
+        self._seq += n
+        return first
 
     def inject(self, i: int, effects: list[Effect]) -> None:
         """Execute effects as if node ``i`` had emitted them now (e.g. a join)."""

@@ -167,6 +167,7 @@ class PlacementExperiment:
         latencies: list[float] = []
         unplaced: dict[str, str] = {}
         counts = {"overcommits": 0, "constraint_violations": 0, "double_placements": 0}
+        capacity: list[Candidate | None] = [None] * len(truth)  # _capacity_free(truth[j])
 
         def on_notify(i: int, ev: object, now: float) -> None:
             if type(ev) is Reserved:
@@ -180,7 +181,10 @@ class PlacementExperiment:
                 placed_at[ev.pod] = ev.node_id
                 latencies.append(ev.elapsed_s)
                 j = index[ev.node_id]
-                if not check(req, _capacity_free(truth[j])).ok:
+                cap = capacity[j]
+                if cap is None:
+                    cap = capacity[j] = _capacity_free(truth[j])
+                if not check(req, cap).ok:
                     counts["constraint_violations"] += 1
                 winner = sim.cores[j]
                 if isinstance(winner, Scheduler):
@@ -190,6 +194,7 @@ class PlacementExperiment:
 
         sim.on_notify = on_notify
         t = 0.0
+        arrivals: list[tuple[float, int, str, Request]] = []  # (time, custodian, pod, request)
         for k in range(self.workloads):
             t += rng.expovariate(self.rate)
             req = self._request(rng, k)
@@ -197,14 +202,22 @@ class PlacementExperiment:
             requests[pod] = req
             key = int(hashlib.sha1(pod.encode()).hexdigest()[:16], 16)
             custodian = int(live[int(np.argmin(keys ^ np.uint64(key)))])
+            arrivals.append((t, custodian, pod, req))
+        # Each arrival schedules the next, under the sequence number it would have had if
+        # all were scheduled now: the same run, with one pending arrival in the event heap
+        # instead of all of them.
+        first_seq = sim.reserve(len(arrivals))
 
-            def start(c: int = custodian, p: str = pod, r: Request = req) -> None:
-                s = sim.cores[c]
-                assert isinstance(s, Scheduler)
-                _, fx = s.tender(p, r, sim.now)
-                sim.inject(c, fx)
+        def start(k: int) -> None:
+            _, c, p, r = arrivals[k]
+            s = sim.cores[c]
+            assert isinstance(s, Scheduler)
+            _, fx = s.tender(p, r, sim.now)
+            sim.inject(c, fx)
+            if k + 1 < len(arrivals):
+                sim.at(arrivals[k + 1][0], lambda: start(k + 1), seq=first_seq + k + 1)
 
-            sim.at(t, start)
+        sim.at(arrivals[0][0], lambda: start(0), seq=first_seq)
         setup_s = time.perf_counter() - wall0
         run0 = time.perf_counter()
         sim.run(t + 30.0)
