@@ -232,8 +232,9 @@ class Scheduler:
         self.config = config or SchedulerConfig()
         self._rng = rng
         self._self: Candidate | None = None  # own snapshot, free = capacity
-        self._snap: tuple[tuple[int, ...], Candidate] | None = None  # (used, snapshot)
+        self._snap: Candidate | None = None  # snapshot(), until a reservation changes
         self._holds: dict[str, _Hold] = {}
+        self._pending: dict[str, float] = {}  # pod -> expiry, of the unconfirmed holds
         self._used = [0, 0, 0]  # cpu, memory, gpus held
         self.view = view if view is not None else NodeView()
         self._known = self.view.known  # node -> (addr, snapshot)
@@ -276,24 +277,18 @@ class Scheduler:
 
     def snapshot(self) -> Candidate | None:
         """This node as it would bid now (cached until a reservation changes)."""
+        snap = self._snap
+        if snap is not None:
+            return snap
         s = self._self
         if s is None:
             return None
-        used = tuple(self._used)
-        if self._snap is not None and self._snap[0] == used:
-            return self._snap[1]
         cpu, mem, gpus = self.free()
         loads = [
             1 - f / t for f, t in ((cpu, s.cpu_millis), (mem, s.memory_bytes), (gpus, s.gpus)) if t
         ]
-        snap = dataclasses.replace(
-            s,
-            cpu_millis_free=cpu,
-            memory_bytes_free=mem,
-            gpus_free=gpus,
-            load=min(1.0, max(0.0, max(loads, default=0.0))),
-        )
-        self._snap = (used, snap)
+        snap = s.with_free(cpu, mem, gpus, min(1.0, max(0.0, max(loads, default=0.0))))
+        self._snap = snap
         return snap
 
     def hold(self, pod: str, request: Request) -> bool:
@@ -301,6 +296,7 @@ class Scheduler:
         restart, or bound here by the custodian): True if it fits or is already held."""
         if pod in self._holds:
             self._holds[pod].expires = None
+            self._pending.pop(pod, None)
             return True
         if not self._fits(request):
             return False
@@ -313,6 +309,7 @@ class Scheduler:
         if h is None:
             return False
         h.expires = None
+        self._pending.pop(pod, None)
         return True
 
     def release(self, pod: str) -> bool:
@@ -320,9 +317,11 @@ class Scheduler:
         h = self._holds.pop(pod, None)
         if h is None:
             return False
+        self._pending.pop(pod, None)
         self._used[0] -= h.cpu
         self._used[1] -= h.mem
         self._used[2] -= h.gpus
+        self._snap = None
         return True
 
     def _fits(self, req: Request) -> bool:
@@ -331,9 +330,12 @@ class Scheduler:
 
     def _reserve(self, pod: str, req: Request, expires: float | None) -> None:
         self._holds[pod] = _Hold(req.cpu_millis, req.memory_bytes, req.gpus, expires)
+        if expires is not None:
+            self._pending[pod] = expires
         self._used[0] += req.cpu_millis
         self._used[1] += req.memory_bytes
         self._used[2] += req.gpus
+        self._snap = None
 
     # ----------------------------------------------------------- tendering
 
@@ -411,15 +413,22 @@ class Scheduler:
                 (fits if g == 2 else maybe)[nid] = None
         tries = want * self.config.sample_tries
         ids = self._ids
+        known = self._known
+        refused = t.refused
+        me = self.node_id
+        randrange = self._rng.randrange
         while len(fits) < want and tries > 0:
             tries -= 1
-            nid = ids[self._rng.randrange(len(ids))]
-            if nid in fits or nid in maybe or nid in t.refused:
+            nid = ids[randrange(len(ids))]
+            if nid in fits or nid in maybe or nid in refused:
                 continue
-            g = self._grade(req, nid)
-            if g == 2:
+            # _grade, inline: this loop is most of a tender's cost
+            snap = known[nid][1] if nid != me else self.snapshot()
+            assert snap is not None
+            code = check(req, snap).code
+            if code is _OK:
                 fits[nid] = None
-            elif g == 1:
+            elif code is Code.UNSCHEDULABLE:
                 maybe[nid] = None
         picked = list(fits)
         picked.extend(list(maybe)[: want - len(picked)])
@@ -430,8 +439,8 @@ class Scheduler:
         capacity may be stale, so it is still worth asking); 0: never."""
         snap = self._known[nid][1] if nid != self.node_id else self.snapshot()
         assert snap is not None
-        st = check(req, snap)
-        return 2 if st.ok else 1 if st.code is Code.UNSCHEDULABLE else 0
+        code = check(req, snap).code
+        return 2 if code is _OK else 1 if code is Code.UNSCHEDULABLE else 0
 
     def _give_up_unasked(self, t: _Open, now: float, out: list[Effect]) -> None:
         """No node in the view can host the replica: say why, without asking anyone."""
@@ -568,7 +577,7 @@ class Scheduler:
                 gpus_free=snap.gpus_free + h.gpus,
             )
         st = check(m.request, snap)
-        if st.ok:
+        if st.code is _OK:
             self._inc("bids")
             out.append(self._send(m.src, Bid(m.tender_id, self.node_id, snap)))
         else:
@@ -585,7 +594,7 @@ class Scheduler:
             return
         snap = self.snapshot()
         st = None if snap is None else check(m.request, snap)
-        if st is None or not st.ok:
+        if st is None or st.code is not _OK:
             self._inc("awards_refused")
             reason = "not bidding" if st is None else st.reason
             out.append(
@@ -634,15 +643,23 @@ class Scheduler:
 
     def _drain(self, now: float, out: list[Effect]) -> list[Effect]:
         """Deliver messages addressed to ourselves, then drop the placeholders."""
+        if not self._local:  # nothing sent to ourselves, so no placeholder in ``out``
+            return out
         while self._local:
             msg = self._local.pop(0)
             self._dispatch(msg, now, out)
         return [e for e in out if e is not _NOTHING]
 
     def next_deadline(self) -> float | None:
-        ds = [t.deadline for t in self._open.values()]
-        ds.extend(h.expires for h in self._holds.values() if h.expires is not None)
-        return min(ds) if ds else None
+        # Called after every event the node handles: one pass, no list built.
+        d: float | None = None
+        for t in self._open.values():
+            if d is None or t.deadline < d:
+                d = t.deadline
+        for e in self._pending.values():
+            if d is None or e < d:
+                d = e
+        return d
 
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []
@@ -656,9 +673,7 @@ class Scheduler:
             else:
                 self._inc("windows_timed_out")
             self._award_next(t, now, out)
-        for pod in [
-            p for p, h in self._holds.items() if h.expires is not None and h.expires <= now
-        ]:
+        for pod in [p for p, e in self._pending.items() if e <= now]:
             self.release(pod)
             self._inc("reservations_lapsed")
             out.append(Notify(Lapsed(pod)))
@@ -671,7 +686,9 @@ class Scheduler:
         return out
 
     def _inc(self, name: str) -> None:
-        self.counters[name] = self.counters.get(name, 0) + 1
+        counters = self.counters
+        counters[name] = counters.get(name, 0) + 1
 
 
 _NOTHING = Notify(None)
+_OK = Code.SUCCESS
