@@ -15,6 +15,7 @@ CORES = [
     "mesh/table.py",
     "mesh/dht.py",
     "mesh/pubsub.py",
+    "mesh/leases.py",
     "policy/model.py",
     "policy/plugins.py",
     "policy/reward.py",

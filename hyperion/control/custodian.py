@@ -16,8 +16,10 @@ What a custodian does, per workload kind:
   Pods of the new hash and retiring the old ones once the new ones are ready;
   StatefulSets and HyperionWorkloads name them ``<name>-<index>``; Jobs
   ``<name>-<5 chars>`` up to ``parallelism`` at a time until ``completions`` succeeded.
-* **Lost replicas**: a Pod bound to a node that is not alive in the custodian's view
-  does not count; a replacement is created and tendered. The lost Pod is deleted only
+* **Lost replicas**: a Pod bound to a node that is not alive in the custodian's view,
+  or whose replica lease has lapsed though its node is alive (``Members.lapsed``: the
+  driver watches the leases in the DHT, ``hyperion.mesh.leases``), does not count; a
+  replacement is created and tendered. The lost Pod is deleted only
   once the workload has its full count again, so the only running copy is never
   retired; when a partition heals, the surplus is retired instead — unbound first,
   then not ready, then the newest, so nothing running is restarted needlessly.
@@ -93,10 +95,12 @@ class TenderPod:
 
 @dataclass(slots=True)
 class Members:
-    """The custodian's view: live node id -> name, and name -> (zone, cloud:region)."""
+    """The custodian's view: live node id -> name, name -> (zone, cloud:region), and the
+    uids of pods whose replica lease lapsed while their node stayed alive."""
 
     live: Mapping[str, str]
     topology: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    lapsed: frozenset[str] = frozenset()
     names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -104,6 +108,22 @@ class Members:
 
     def alive(self, node_name: str) -> bool:
         return node_name in self.names
+
+    def lost(self, pod: Obj) -> bool:
+        """Bound to a node that is not alive, or its lease lapsed."""
+        node = _spec(pod).get("nodeName")
+        if not node:
+            return False
+        return not self.alive(str(node)) or str(_meta(pod).get("uid")) in self.lapsed
+
+
+@dataclass(frozen=True, slots=True)
+class Custodied:
+    """A workload this node was custodian of at the last reconcile, with its Pods."""
+
+    resource: str
+    workload: Obj
+    pods: tuple[Obj, ...]
 
 
 def _dict(x: object) -> dict[str, Any]:
@@ -176,6 +196,9 @@ class Custodian:
         self._max_retry_s = max_retry_s
         self.unschedulable: dict[Key, tuple[float, int]] = {}  # pod -> (retry at, tries)
         self.counters: dict[str, int] = {}
+        # The workloads this node is custodian of, as of the last reconcile (the driver
+        # watches their replicas' leases and publishes their records).
+        self.custodied: dict[Key, Custodied] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -247,6 +270,7 @@ class Custodian:
             if uid is not None:
                 by_owner.setdefault(uid, []).append(p)
         owners: set[str] = set()
+        custodied: dict[Key, Custodied] = {}
         for resource in WORKLOADS:
             for w in objects(resource):
                 m = _meta(w)
@@ -255,6 +279,7 @@ class Custodian:
                 if not self.mine(resource, ns, name, members):
                     continue
                 mine = by_owner.get(str(m.get("uid")), [])
+                custodied[(resource, ns, name)] = Custodied(resource, w, tuple(mine))
                 self._workload(resource, w, mine, members, now, writes)
                 for p in mine:
                     self._maybe_tender(p, mine, members, now, tendering, tenders)
@@ -268,6 +293,7 @@ class Custodian:
                 continue
             if uid is None and self.mine(POD, ns, name, members):
                 self._maybe_tender(p, [p], members, now, tendering, tenders)
+        self.custodied = custodied
         return writes, tenders
 
     def _maybe_tender(
@@ -291,7 +317,7 @@ class Custodian:
         placed = []
         for s in siblings:
             node = _spec(s).get("nodeName")
-            if node and s is not pod and members.alive(str(node)):
+            if node and s is not pod and not members.lost(s):
                 zone, region = members.topology.get(str(node), ("", ""))
                 placed.append((str(node), zone, region))
         out.append(TenderPod(key, pod, tuple(placed)))
@@ -322,11 +348,7 @@ class Custodian:
         indexed = resource != "apps/deployments"
         thash = template_hash(template)
         live = [p for p in pods if not _meta(p).get("deletionTimestamp")]
-        lost = [
-            p
-            for p in live
-            if _spec(p).get("nodeName") and not members.alive(str(_spec(p)["nodeName"]))
-        ]
+        lost = [p for p in live if members.lost(p)]
         counted = [p for p in live if p not in lost]
         current = [p for p in counted if _labels(p).get(TEMPLATE_HASH) == thash or indexed]
         old = [p for p in counted if p not in current]
@@ -554,12 +576,7 @@ class Custodian:
             for cs in _status(p).get("containerStatuses") or []
             if isinstance(cs, dict)
         )
-        active = [
-            p
-            for p in live
-            if pod_phase(p) in ("Pending", "Running")
-            and not (_spec(p).get("nodeName") and not members.alive(str(_spec(p)["nodeName"])))
-        ]
+        active = [p for p in live if pod_phase(p) in ("Pending", "Running") and not members.lost(p)]
         st: dict[str, Any] = dict(old)
         st.update({"succeeded": succeeded, "failed": failed, "active": len(active)})
         at = self._rfc3339(now)

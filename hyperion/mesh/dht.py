@@ -15,8 +15,9 @@ Theory of operation:
   contact costs a fraction of a second, not seconds.
 * Records (§2.5) are signed by their author and carry a version and an absolute expiry
   on the mesh clock. A store is accepted only if the policy says the author may write
-  the key, the signature verifies, it has not expired and its version is not older than
-  what we hold. Rejections are counted by reason.
+  the key (it is given this node's view of the ids nearest a key, for records that only
+  the nodes closest to their key may write), the signature verifies, it has not expired
+  and its version is not older than what we hold. Rejections are counted by reason.
 * ``put`` looks up the k closest nodes to a key and stores the record at each (§2.3).
   Maintenance (§2.3, §2.5), when the core is given a start time: every ``refresh_s``
   a lookup for a random id in each bucket not used since; every ``replicate_s`` every
@@ -149,7 +150,11 @@ class DhtConfig:
 
 
 RecordVerifier = Callable[[Record], bool]  # signature check, injected (crypto is not I/O)
-WritePolicy = Callable[[Record], bool]  # may record.author write record.key?
+NearestIds = Callable[[str, int], list[str]]  # the n known ids closest to a key, own included
+# May record.author write record.key? None if so, else the reason (counted as
+# ``record_rejected_<reason>``). Given this node's view of the ids nearest a key, for
+# records only the nodes closest to their key may write (a workload's custodian).
+WritePolicy = Callable[[Record, NearestIds], str | None]
 
 
 def xor(a: str, b: str) -> int:
@@ -277,6 +282,13 @@ class Dht:
                 break
         picked.sort(key=lambda c: int(c.node_id, 16) ^ t)
         return picked[:n]
+
+    def nearest_ids(self, key: str, n: int) -> list[str]:
+        """The ids of the ``n`` nodes closest to ``key`` among the contacts and this node."""
+        ids = [c.node_id for c in self.closest(key, n)] + [self.node_id]
+        t = int(key, 16)
+        ids.sort(key=lambda nid: int(nid, 16) ^ t)
+        return ids[:n]
 
     # ----------------------------------------------------------------- lookups
 
@@ -520,8 +532,8 @@ class Dht:
             reason = "too_large"
         elif not self._fresh(rec, now):
             reason = "expired"
-        elif not self._may_write(rec):
-            reason = "not_authorized"
+        elif (refused := self._may_write(rec, self.nearest_ids)) is not None:
+            reason = refused
         elif not self._verify(rec):
             reason = "bad_signature"
         elif held is not None and rec.version < held.version:

@@ -641,6 +641,64 @@ class NodeRecord(_message.Message):
     egress_price_per_gb: float
     def __init__(self, node_id: _Optional[bytes] = ..., spiffe_id: _Optional[str] = ..., name: _Optional[str] = ..., mesh_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[GpuInfo, _Mapping]]] = ..., cpu_millis_free: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., price_per_hour: _Optional[float] = ..., spot: _Optional[bool] = ..., software_version: _Optional[str] = ..., protocol_versions: _Optional[_Iterable[int]] = ..., updated_at: _Optional[float] = ..., egress_price_per_gb: _Optional[float] = ...) -> None: ...
 
+class LeaseValue(_message.Message):
+    __slots__ = ("namespace", "pod", "pod_uid", "holder", "workload_key", "renewed_at")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    POD_UID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_KEY_FIELD_NUMBER: _ClassVar[int]
+    RENEWED_AT_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    pod: str
+    pod_uid: str
+    holder: bytes
+    workload_key: bytes
+    renewed_at: float
+    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., pod_uid: _Optional[str] = ..., holder: _Optional[bytes] = ..., workload_key: _Optional[bytes] = ..., renewed_at: _Optional[float] = ...) -> None: ...
+
+class WorkloadPlacement(_message.Message):
+    __slots__ = ("pod", "pod_uid", "node_id", "node_name", "ready")
+    POD_FIELD_NUMBER: _ClassVar[int]
+    POD_UID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    pod: str
+    pod_uid: str
+    node_id: bytes
+    node_name: str
+    ready: bool
+    def __init__(self, pod: _Optional[str] = ..., pod_uid: _Optional[str] = ..., node_id: _Optional[bytes] = ..., node_name: _Optional[str] = ..., ready: _Optional[bool] = ...) -> None: ...
+
+class WorkloadValue(_message.Message):
+    __slots__ = ("resource", "namespace", "name", "uid", "generation", "desired", "ready", "placements")
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
+    resource: str
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    desired: int
+    ready: int
+    placements: _containers.RepeatedCompositeFieldContainer[WorkloadPlacement]
+    def __init__(self, resource: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., uid: _Optional[str] = ..., generation: _Optional[int] = ..., desired: _Optional[int] = ..., ready: _Optional[int] = ..., placements: _Optional[_Iterable[_Union[WorkloadPlacement, _Mapping]]] = ...) -> None: ...
+
+class RecordValue(_message.Message):
+    __slots__ = ("lease", "workload")
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    lease: LeaseValue
+    workload: WorkloadValue
+    def __init__(self, lease: _Optional[_Union[LeaseValue, _Mapping]] = ..., workload: _Optional[_Union[WorkloadValue, _Mapping]] = ...) -> None: ...
+
 class StreamSummary(_message.Message):
     __slots__ = ("accepted", "rejected")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
@@ -710,3 +768,55 @@ class NodesReply(_message.Message):
     records: _containers.RepeatedCompositeFieldContainer[NodeRecord]
     counters: _containers.ScalarMap[str, int]
     def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., records: _Optional[_Iterable[_Union[NodeRecord, _Mapping]]] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class LocateRequest(_message.Message):
+    __slots__ = ("resource", "namespace", "name")
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    resource: str
+    namespace: str
+    name: str
+    def __init__(self, resource: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class LocatedRecord(_message.Message):
+    __slots__ = ("key", "author", "author_name", "version", "expires_at")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    author: str
+    author_name: str
+    version: int
+    expires_at: float
+    def __init__(self, key: _Optional[str] = ..., author: _Optional[str] = ..., author_name: _Optional[str] = ..., version: _Optional[int] = ..., expires_at: _Optional[float] = ...) -> None: ...
+
+class LocatedLease(_message.Message):
+    __slots__ = ("placement", "found", "record", "lease")
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    placement: WorkloadPlacement
+    found: bool
+    record: LocatedRecord
+    lease: LeaseValue
+    def __init__(self, placement: _Optional[_Union[WorkloadPlacement, _Mapping]] = ..., found: _Optional[bool] = ..., record: _Optional[_Union[LocatedRecord, _Mapping]] = ..., lease: _Optional[_Union[LeaseValue, _Mapping]] = ...) -> None: ...
+
+class LocateReply(_message.Message):
+    __slots__ = ("node_id", "name", "found", "record", "workload", "leases")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    name: str
+    found: bool
+    record: LocatedRecord
+    workload: WorkloadValue
+    leases: _containers.RepeatedCompositeFieldContainer[LocatedLease]
+    def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., found: _Optional[bool] = ..., record: _Optional[_Union[LocatedRecord, _Mapping]] = ..., workload: _Optional[_Union[WorkloadValue, _Mapping]] = ..., leases: _Optional[_Iterable[_Union[LocatedLease, _Mapping]]] = ...) -> None: ...

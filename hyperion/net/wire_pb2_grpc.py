@@ -116,6 +116,11 @@ class AdminStub:
                 request_serializer=hyperion_dot_net_dot_wire__pb2.NodesRequest.SerializeToString,
                 response_deserializer=hyperion_dot_net_dot_wire__pb2.NodesReply.FromString,
                 _registered_method=True)
+        self.Locate = channel.unary_unary(
+                '/hyperion.wire.v1.Admin/Locate',
+                request_serializer=hyperion_dot_net_dot_wire__pb2.LocateRequest.SerializeToString,
+                response_deserializer=hyperion_dot_net_dot_wire__pb2.LocateReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -133,6 +138,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Locate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +156,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Nodes,
                     request_deserializer=hyperion_dot_net_dot_wire__pb2.NodesRequest.FromString,
                     response_serializer=hyperion_dot_net_dot_wire__pb2.NodesReply.SerializeToString,
+            ),
+            'Locate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Locate,
+                    request_deserializer=hyperion_dot_net_dot_wire__pb2.LocateRequest.FromString,
+                    response_serializer=hyperion_dot_net_dot_wire__pb2.LocateReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -201,6 +217,33 @@ class Admin:
             '/hyperion.wire.v1.Admin/Nodes',
             hyperion_dot_net_dot_wire__pb2.NodesRequest.SerializeToString,
             hyperion_dot_net_dot_wire__pb2.NodesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Locate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hyperion.wire.v1.Admin/Locate',
+            hyperion_dot_net_dot_wire__pb2.LocateRequest.SerializeToString,
+            hyperion_dot_net_dot_wire__pb2.LocateReply.FromString,
             options,
             channel_credentials,
             insecure,
