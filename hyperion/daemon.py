@@ -10,7 +10,13 @@ Renewal happens at half-life and swaps credentials under running connections.
 
 The machine plane is one ``MeshNode`` core (membership, DHT, pub/sub, node records) run
 by the asyncio driver. The node's record — labels, capacity, prices, versions — is built
-here from the options and the machine, and published when the node starts.
+here from the options and the machine, and published when the node starts. The DHT
+also holds replica leases and workload records (``hyperion.mesh.leases``), written
+and read by the control driver; ``Admin.Locate`` resolves them for ``hyperion locate``.
+
+Test hook: ``HYPERION_TEST_LEASE_PAUSE`` (read once at start) names a file listing
+``namespace/name`` of pods whose leases this node stops renewing (see
+``hyperion.control.driver``).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from hyperion.api.nodes import node_object
 from hyperion.api.server import ApiContext, ApiServer, load_cert, server_ssl_context
 from hyperion.api.store import ObjectStore
 from hyperion.control.catalog import CatalogChanged
+from hyperion.control.custodian import WORKLOADS
 from hyperion.control.driver import ControlDriver
 from hyperion.control.scheduler import Placed, Scheduler, Unplaced
 from hyperion.identity.ca import CertificateAuthority, Svid
@@ -42,7 +49,9 @@ from hyperion.identity.errors import IdentityError
 from hyperion.identity.keys import NodeKey
 from hyperion.identity.spiffe import node_spiffe_id
 from hyperion.identity.tokens import redeem_token
-from hyperion.mesh.crypto import node_record_policy, verify_message, verify_record
+from hyperion.mesh import leases
+from hyperion.mesh.crypto import mesh_record_policy, verify_message, verify_record
+from hyperion.mesh.dht import LookupDone, Record
 from hyperion.mesh.membership import PROFILES, MemberEvent
 from hyperion.mesh.node import MeshNode, RecordEvent
 from hyperion.mesh.pubsub import PubSubConfig
@@ -148,6 +157,12 @@ class _Admin(wire_pb2_grpc.AdminServicer):
         await self._require_user(context)
         return self._node.nodes_reply()
 
+    async def Locate(  # noqa: N802 (gRPC method name)
+        self, request: wire_pb2.LocateRequest, context: grpc.aio.ServicerContext
+    ) -> wire_pb2.LocateReply:
+        await self._require_user(context)
+        return await self._node.locate_reply(request, context)
+
 
 class Node:
     """A running node (see module docstring)."""
@@ -186,6 +201,10 @@ class Node:
         self._client_ssl: ssl.SSLContext | None = None
 
     def _on_notify(self, event: object) -> None:
+        if isinstance(event, LookupDone):
+            if self.control is not None:
+                self.control.dht.done(event)
+            return
         if isinstance(event, CatalogChanged):
             if self.api is not None:
                 self.api.store.notify()
@@ -254,9 +273,50 @@ class Node:
         ]
         counters = dict(self.counters.values)
         counters.update(self.core.stats())
+        if self.control is not None:
+            counters.update({f"control_{k}": v for k, v in self.control.counters.items()})
         return wire_pb2.MembersReply(
             node_id=self.key.node_id, name=self.opts.name, members=members, counters=counters
         )
+
+    async def locate_reply(
+        self, request: wire_pb2.LocateRequest, context: grpc.aio.ServicerContext
+    ) -> wire_pb2.LocateReply:
+        """A workload's record and its replicas' leases, resolved through our DHT."""
+        if self.control is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "node is starting")
+        assert self.control is not None
+        if request.resource not in WORKLOADS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"not a workload resource: {request.resource}"
+            )
+        reply = wire_pb2.LocateReply(node_id=self.key.node_id, name=self.opts.name)
+        try:
+            found = await self.control.locate(request.resource, request.namespace, request.name)
+        except (TimeoutError, leases.LeaseError):
+            found = None
+        if found is None:
+            return reply
+        names = self.control.names
+
+        def located(rec: Record) -> wire_pb2.LocatedRecord:
+            return wire_pb2.LocatedRecord(
+                key=rec.key,
+                author=rec.author,
+                author_name=names.get(rec.author, ""),
+                version=rec.version,
+                expires_at=rec.expires_at,
+            )
+
+        reply.found = True
+        reply.record.CopyFrom(located(found.record))
+        reply.workload.CopyFrom(leases.workload_pb(found.workload))
+        for pl, rec, lease in found.leases:
+            item = reply.leases.add(placement=leases.placement_pb(pl), found=lease is not None)
+            if rec is not None and lease is not None:
+                item.record.CopyFrom(located(rec))
+                item.lease.CopyFrom(leases.lease_pb(lease))
+        return reply
 
     def build_record(self) -> NodeRecord:
         o = self.opts
@@ -460,7 +520,7 @@ class Node:
             sign=self.key.sign,
             verify_record=verify_record,
             verify_message=verify_message,
-            may_write=node_record_policy,
+            may_write=mesh_record_policy,
             encode_record=codec.encode_record,
             decode_record=codec.decode_record,
             rng=random.Random(),
@@ -489,6 +549,8 @@ class Node:
             execute=self.driver.execute,
             pods=pods,
             live_members=self.live_members,
+            key=self.key,
+            lease_pause_file=os.environ.get("HYPERION_TEST_LEASE_PAUSE"),
         )
         record = self.build_record()
         self.control.observe(record)

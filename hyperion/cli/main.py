@@ -339,7 +339,9 @@ def find_node(dir: Path, name: str | None) -> dict[str, object]:
     fail(f"no node named {name!r} in {dir} (have: {have})")
 
 
-def ask_node(dir: Path, node: str | None, method: str) -> Any:
+def ask_node(
+    dir: Path, node: str | None, method: str, request: Any = None, timeout_s: float = 5.0
+) -> Any:
     """Call the admin API of a node of the mesh in ``dir`` (``--node``, default the first)."""
     import grpc
 
@@ -348,7 +350,9 @@ def ask_node(dir: Path, node: str | None, method: str) -> Any:
     info = find_node(dir, node)
     svid = cli_svid(dir)
     try:
-        return asyncio.run(call_admin(str(info["mesh_addr"]), svid, method))
+        return asyncio.run(
+            call_admin(str(info["mesh_addr"]), svid, method, timeout_s, request=request)
+        )
     except grpc.aio.AioRpcError as e:
         fail(f"node {info.get('name')} at {info.get('mesh_addr')} did not answer: {e.details()}")
 
@@ -484,6 +488,115 @@ def stats_cmd(
     table.add_column("value", justify="right")
     for k, v in counters.items():
         table.add_row(k, str(v))
+    console.print(table)
+
+
+def parse_workload(text: str) -> tuple[str, str, str]:
+    """``KIND/NAME`` (deployment/web, deploy/web, sts/db, job/x, hwl/y) ->
+    (catalog resource, kind, name)."""
+    from hyperion.api.resources import RESOURCES
+    from hyperion.control.custodian import WORKLOADS
+
+    kind, sep, name = text.partition("/")
+    if not sep or not kind or not name or "/" in name:
+        fail(f"bad workload {text!r}: expected KIND/NAME, e.g. deployment/web")
+    k = kind.lower()
+    for r in RESOURCES:
+        if r.key_resource not in WORKLOADS:
+            continue
+        if k in (r.kind.lower(), r.singular, r.plural, *r.short_names, f"{r.plural}.{r.group}"):
+            return r.key_resource, r.kind, name
+    kinds = ", ".join(r.singular for r in RESOURCES if r.key_resource in WORKLOADS)
+    fail(f"{kind!r} is not a workload kind (one of: {kinds})")
+
+
+@app.command("locate")
+def locate_cmd(
+    workload: Annotated[str, typer.Argument(help="KIND/NAME, e.g. deployment/web")],
+    dir: DirOpt,
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace.")] = "default",
+    node: Annotated[
+        str | None, typer.Option("--node", help="Resolve through this node (default: first).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Where a workload's replicas run: its record and their leases, read from the DHT."""
+    import time
+
+    from hyperion.net import wire_pb2
+
+    resource, kind, name = parse_workload(workload)
+    req = wire_pb2.LocateRequest(resource=resource, namespace=namespace, name=name)
+    reply = ask_node(dir, node, "Locate", request=req, timeout_s=15.0)
+    what = f"{kind.lower()} {namespace}/{name}"
+    if not reply.found:
+        fail(
+            f"no record of {what} in the DHT (asked {reply.name}): no such workload, "
+            "or its custodian has not published it yet"
+        )
+    now = time.time()
+    w, rec = reply.workload, reply.record
+
+    def record(r: Any) -> dict[str, object]:
+        return {
+            "key": r.key,
+            "author": r.author,
+            "author_name": r.author_name,
+            "version": r.version,
+            "expires_at": r.expires_at,
+        }
+
+    rows: list[dict[str, Any]] = []
+    for item in reply.leases:
+        pl = item.placement
+        lease = None
+        if item.found:
+            lease = {**record(item.record), "renewed_at": item.lease.renewed_at}
+        rows.append(
+            {
+                "pod": pl.pod,
+                "pod_uid": pl.pod_uid,
+                "node": pl.node_name,
+                "node_id": pl.node_id.hex(),
+                "ready": pl.ready,
+                "lease": lease,
+            }
+        )
+    if as_json:
+        out = {
+            "resolved_by": {"name": reply.name, "node_id": reply.node_id},
+            "workload": {
+                "resource": w.resource,
+                "namespace": w.namespace,
+                "name": w.name,
+                "uid": w.uid,
+                "generation": w.generation,
+                "desired": w.desired,
+                "ready": w.ready,
+            },
+            "record": record(rec),
+            "placements": rows,
+        }
+        print(json.dumps(out, indent=2))
+        return
+    custodian = rec.author_name or rec.author[:12]
+    table = Table(
+        title=f"{what}: {w.ready}/{w.desired} ready, custodian {custodian} "
+        f"(record v{rec.version}, expires in {rec.expires_at - now:.0f} s; "
+        f"resolved by {reply.name})"
+    )
+    for col in ("pod", "node", "ready", "lease", "renewed", "expires in"):
+        table.add_column(col)
+    for r in rows:
+        lease = r["lease"]
+        table.add_row(
+            r["pod"],
+            r["node"],
+            "yes" if r["ready"] else "no",
+            "[green]held[/]" if lease else "[red]missing[/]",
+            f"{now - lease['renewed_at']:.1f} s ago" if lease else "-",
+            f"{lease['expires_at'] - now:.1f} s" if lease else "-",
+        )
     console.print(table)
 
 

@@ -14,6 +14,29 @@ Owns the loop that, on every catalog or membership change (and at least every
 4. runs the Pods bound to this node with the ``PodManager`` (the kubelet part) and
    writes their status back, keeping the scheduler's reservations equal to them.
 
+Replica leases and workload records (DESIGN §6.4–5, ``hyperion.mesh.leases``), on their
+own timers so that no reconcile waits on the DHT:
+
+* the kubelet part puts a lease (expiry ``LEASE_TTL_S`` ahead, version growing) for
+  each Pod bound here that has not finished: at once when the Pod arrives, then every
+  ``LEASE_RENEW_S``. A deleted Pod's lease is no longer renewed and expires.
+* every ``LEASE_CHECK_S`` the custodian looks up the lease of each bound replica of the
+  workloads it custodies whose node is alive. A lease is missing once it has gone
+  unrenewed for ``LEASE_TTL_S`` (it expired). A replica whose lease was missing in
+  ``LEASE_MISSES`` lookups in a row, at least ``LEASE_TTL_S`` after this node began
+  watching it (a grace period after binding or takeover), has lapsed: it is passed to
+  the custodian in ``Members.lapsed`` and replaced like a replica on a dead node. A
+  lookup that does not end, or in which a node asked did not answer, proves nothing
+  and counts as neither. Membership death stays the fast path: replicas on dead nodes
+  are never watched.
+* in the same round it publishes the record of each workload it custodies when it
+  changed, and at least every ``WORKLOAD_REPUBLISH_S``.
+
+Test hook: ``lease_pause_file`` (the daemon passes ``$HYPERION_TEST_LEASE_PAUSE``, read
+once at start) names a local file listing ``namespace/name`` of Pods whose leases this
+node stops renewing while they keep running. Only a process that can write that file
+(and set the node's environment) reaches it; nothing on the network does.
+
 The scheduler's view of the mesh (who may bid) comes from node records and membership,
 fed by the daemon through ``observe``/``forget``.
 """
@@ -26,14 +49,31 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hyperion.api.nodes import rfc3339
-from hyperion.control.custodian import POD, Custodian, Key, Members, Write, condition
+from hyperion.control.custodian import (
+    API_VERSION,
+    POD,
+    Custodian,
+    Custodied,
+    Key,
+    Members,
+    Write,
+    condition,
+    pod_phase,
+    pod_ready,
+)
 from hyperion.control.features import candidate_of, request_of
 from hyperion.control.scheduler import Placed, Scheduler, Unplaced
 from hyperion.core import Effect
+from hyperion.identity.keys import NodeKey
+from hyperion.mesh import leases
+from hyperion.mesh.crypto import signed_value
+from hyperion.mesh.dht import LookupDone, Record
 from hyperion.mesh.node import MeshNode
 from hyperion.mesh.records import NodeRecord
 from hyperion.runtime.pods import PodManager
@@ -42,6 +82,16 @@ log = logging.getLogger("hyperion.control")
 RESYNC_S = 1.0
 SCHEDULER_PROTOCOL = 2  # the first protocol version with tender/bid/award messages
 PLACEMENT_ANNOTATION = "hyperion.io/placement"
+LEASE_RENEW_S = 3.0  # a holder renews each lease this often ...
+LEASE_TTL_S = 10.0  # ... and it expires this long after: three renewals may be lost
+LEASE_CHECK_S = 2.0  # the custodian looks up its replicas' leases this often
+LEASE_MISSES = 2  # consecutive missing lookups before a lease can lapse: one lost reply is not
+LOOKUP_TIMEOUT_S = 3.0  # a DHT lookup ends on its own within about k × 1 s timeouts; rarely
+LEASE_LOOKUPS_MAX = 16  # lease lookups in flight at once, per check round
+WORKLOAD_TTL_S = 120.0
+WORKLOAD_REPUBLISH_S = 30.0
+TERMINAL = ("Succeeded", "Failed")  # a finished Pod holds no lease
+_RESOURCE_OF_KIND = {kind: res for res, (_, kind) in API_VERSION.items()}
 
 
 def pod_key(key: Key) -> str:
@@ -51,6 +101,67 @@ def pod_key(key: Key) -> str:
 def key_of(pod: str) -> Key:
     ns, _, name = pod.partition("/")
     return (POD, ns, name)
+
+
+class DhtClient:
+    """The node's DHT from asyncio code: puts, and lookups awaited until the core
+    notifies their ``LookupDone`` (the daemon passes those to ``done``)."""
+
+    def __init__(self, core: MeshNode, execute: Callable[[list[Effect]], None]) -> None:
+        self.core = core
+        self.execute = execute
+        self._waiting: dict[int, asyncio.Future[LookupDone]] = {}
+
+    def _now(self) -> float:
+        return time.monotonic() + self.core.wall_offset  # the DHT runs on the wall clock
+
+    def put(self, rec: Record) -> None:
+        _, fx = self.core.dht.put(rec, self._now())
+        self.execute(fx)
+
+    async def get(self, key: str, timeout_s: float = LOOKUP_TIMEOUT_S) -> Record | None:
+        """The valid, unexpired record under ``key`` (None: none found); raises
+        TimeoutError if the lookup does not end in ``timeout_s``."""
+        return (await self.find(key, timeout_s)).record
+
+    async def find(self, key: str, timeout_s: float = LOOKUP_TIMEOUT_S) -> LookupDone:
+        """A lookup for the record under ``key``, to its end (see ``get``)."""
+        lid, fx = self.core.dht.lookup(key, self._now(), want_value=True)
+        fut: asyncio.Future[LookupDone] = asyncio.get_running_loop().create_future()
+        self._waiting[lid] = fut
+        try:
+            self.execute(fx)  # a record held here ends the lookup at once
+            return await asyncio.wait_for(fut, timeout_s)
+        finally:
+            self._waiting.pop(lid, None)
+
+    def done(self, ev: LookupDone) -> bool:
+        """A lookup ended; True if it was one of ours."""
+        fut = self._waiting.pop(ev.lookup_id, None)
+        if fut is None:
+            return False
+        if not fut.done():
+            fut.set_result(ev)
+        return True
+
+
+@dataclass(slots=True)
+class _Watch:
+    """The custodian's watch on one replica's lease."""
+
+    key: str  # lease key: (pod, the node it is bound to)
+    since: float  # wall time the watch began: binding, or this node's takeover
+    misses: int = 0  # conclusive lookups in a row that found no valid lease
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """What ``ControlDriver.locate`` resolved: the workload record and its value, and
+    for each placement the lease record found (None: missing) and its value."""
+
+    record: Record
+    workload: leases.Workload
+    leases: tuple[tuple[leases.Placement, Record | None, leases.Lease | None], ...]
 
 
 class ControlDriver:
@@ -65,6 +176,8 @@ class ControlDriver:
         execute: Callable[[list[Effect]], None],
         pods: PodManager,
         live_members: Callable[[], dict[str, str]],
+        key: NodeKey,
+        lease_pause_file: str | None = None,
     ) -> None:
         self.core = core
         self.scheduler = scheduler
@@ -79,6 +192,14 @@ class ControlDriver:
         self.topology: dict[str, tuple[str, str]] = {}  # name -> (zone, cloud:region)
         self._wake = asyncio.Event()
         self.counters: dict[str, int] = {}
+        self.key = key
+        self.dht = DhtClient(core, execute)
+        self._lease_pause = Path(lease_pause_file) if lease_pause_file else None
+        self._lease_versions: dict[str, int] = {}  # lease key -> last version put
+        self._watches: dict[str, _Watch] = {}  # pod uid -> watch
+        self.lapsed: frozenset[str] = frozenset()  # pod uids whose lease lapsed
+        # workload key -> (value, republish at, version) of the records we published
+        self._published: dict[str, tuple[leases.Workload, float, int]] = {}
 
     # ---------------------------------------------------------------- inputs
 
@@ -111,6 +232,21 @@ class ControlDriver:
     # ------------------------------------------------------------------ loop
 
     async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._reconcile_loop())
+            tg.create_task(self._every(LEASE_RENEW_S, self._renew_leases))
+            tg.create_task(self._every(LEASE_CHECK_S, self._check_leases))
+
+    async def _every(self, period_s: float, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await step()
+            except Exception:  # a bug here must not stop the node: log it, go on
+                log.exception("%s failed", getattr(step, "__name__", step))
+                self._inc("lease_loop_errors")
+
+    async def _reconcile_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), RESYNC_S)
@@ -126,7 +262,11 @@ class ControlDriver:
         now = time.time()
         live = dict(self._live_members())
         live[self.node_id] = self.node_name
-        members = Members({nid: name for nid, name in live.items() if name}, dict(self.topology))
+        members = Members(
+            {nid: name for nid, name in live.items() if name},
+            dict(self.topology),
+            self.lapsed,
+        )
         cat = self.core.catalog
 
         def objects(resource: str) -> list[dict[str, Any]]:
@@ -168,6 +308,183 @@ class ControlDriver:
         for k in held - keys:
             self.scheduler.release(k)
         await self.pods.sync(mine)
+        self._put_leases(
+            [p for p in mine if pod_phase(p) not in TERMINAL], time.time(), renew=False
+        )
+
+    # ------------------------------------------------------------- leases
+
+    def _bound_here(self) -> list[dict[str, Any]]:
+        """Pods bound to this node that have not finished."""
+        out = []
+        for e in self.core.catalog.list(POD):
+            p = e.obj
+            if p is None or (p.get("spec") or {}).get("nodeName") != self.node_name:
+                continue
+            if pod_phase(p) not in TERMINAL:
+                out.append(p)
+        return out
+
+    def _paused(self) -> set[str]:
+        if self._lease_pause is None:
+            return set()
+        try:
+            return set(self._lease_pause.read_text().split())
+        except OSError:
+            return set()
+
+    async def _renew_leases(self) -> None:
+        """The kubelet part: renew the lease of every Pod bound here."""
+        self._put_leases(self._bound_here(), time.time(), renew=True)
+
+    def _put_leases(self, pods: list[dict[str, Any]], now: float, *, renew: bool) -> None:
+        """Put the leases of ``pods`` (bound here): all of them when ``renew``, else only
+        those that have none yet (a Pod just bound gets its lease at once)."""
+        paused = self._paused()
+        versions: dict[str, int] = {}
+        for p in pods:
+            m = p.get("metadata") or {}
+            ns, name, uid = str(m.get("namespace")), str(m.get("name")), str(m.get("uid") or "")
+            if not uid:
+                continue
+            key = leases.lease_key(ns, name, uid, self.node_id)
+            last = self._lease_versions.get(key)
+            if not renew and last is not None:
+                continue
+            if f"{ns}/{name}" in paused:
+                self._inc("lease_renewals_paused")
+                continue
+            try:
+                lease = leases.Lease(ns, name, uid, self.node_id, _owner_key(p), now)
+            except leases.LeaseError as e:
+                log.warning("no lease for pod %s/%s: %s", ns, name, e)
+                continue
+            versions[key] = version = max((last or 0) + 1, int(now * 1000))
+            self.dht.put(signed_value(self.key, lease, version, now + LEASE_TTL_S))
+            self._inc("lease_renewals")
+        if renew:
+            self._lease_versions = versions  # a deleted Pod's lease is forgotten: it expires
+        else:
+            self._lease_versions.update(versions)
+
+    async def _check_leases(self) -> None:
+        """The custodian part: look up the leases of the replicas we custody, mark
+        the lapsed ones, then publish the workload records."""
+        now = time.time()
+        ids = {name: nid for nid, name in self.names.items()}
+        alive = set(self._live_members().values()) | {self.node_name}
+        targets: dict[str, str] = {}  # pod uid -> lease key
+        for c in self.custodian.custodied.values():
+            for p in c.pods:
+                m, spec = p.get("metadata") or {}, p.get("spec") or {}
+                node, uid = spec.get("nodeName"), str(m.get("uid") or "")
+                if not node or not uid or m.get("deletionTimestamp") or pod_phase(p) in TERMINAL:
+                    continue
+                nid = ids.get(str(node))
+                if nid is None or node not in alive:
+                    continue  # a dead node's replicas are membership's business
+                ns, name = str(m.get("namespace")), str(m.get("name"))
+                targets[uid] = leases.lease_key(ns, name, uid, nid)
+        for uid in [u for u, w in self._watches.items() if targets.get(u) != w.key]:
+            del self._watches[uid]  # deleted, rebound, or its node died: the watch ends
+        for uid, key in targets.items():
+            self._watches.setdefault(uid, _Watch(key, since=now))
+        gate = asyncio.Semaphore(LEASE_LOOKUPS_MAX)
+
+        async def check(uid: str, w: _Watch) -> None:
+            async with gate:
+                try:
+                    done = await self.dht.find(w.key)
+                except TimeoutError:
+                    self._inc("lease_lookup_timeouts")
+                    return  # proves nothing either way
+            self._inc("lease_lookups")
+            if done.record is not None and _lease_of(done.record, uid) is not None:
+                w.misses = 0
+            elif done.timeouts:  # a node asked did not answer: it may hold the lease
+                self._inc("lease_lookups_inconclusive")
+            else:
+                w.misses += 1
+                self._inc("lease_misses")
+
+        await asyncio.gather(*(check(u, w) for u, w in list(self._watches.items())))
+        lapsed = frozenset(
+            u
+            for u, w in self._watches.items()
+            if w.misses >= LEASE_MISSES and now - w.since >= LEASE_TTL_S
+        )
+        for uid in lapsed - self.lapsed:
+            log.warning("lease of pod uid %s lapsed: replacing the replica", uid)
+            self._inc("lease_lapses")
+        if lapsed != self.lapsed:
+            self.lapsed = lapsed
+            self.wake()
+        self._publish_workloads(ids, now)
+
+    def _publish_workloads(self, ids: dict[str, str], now: float) -> None:
+        keep: dict[str, tuple[leases.Workload, float, int]] = {}
+        for c in self.custodian.custodied.values():
+            try:
+                value = self._workload_value(c, ids)
+            except (leases.LeaseError, ValueError, TypeError) as e:
+                self._inc("workload_record_errors")
+                log.warning("no record for %s: %s", c.resource, e)
+                continue
+            last = self._published.get(value.key)
+            if last is not None and last[0] == value and now < last[1]:
+                keep[value.key] = last
+                continue
+            version = max((last[2] + 1) if last else 0, int(now * 1000))
+            self.dht.put(signed_value(self.key, value, version, now + WORKLOAD_TTL_S))
+            keep[value.key] = (value, now + WORKLOAD_REPUBLISH_S, version)
+            self._inc("workload_records_published")
+        self._published = keep  # custody moved or workload deleted: its record expires
+
+    def _workload_value(self, c: Custodied, ids: dict[str, str]) -> leases.Workload:
+        m, spec = c.workload.get("metadata") or {}, c.workload.get("spec") or {}
+        count = spec.get("parallelism" if c.resource == "batch/jobs" else "replicas")
+        desired = 1 if count is None else int(count)
+        placed = []
+        for p in sorted(c.pods, key=lambda p: str((p.get("metadata") or {}).get("name"))):
+            pm, node = p.get("metadata") or {}, (p.get("spec") or {}).get("nodeName")
+            nid, uid = ids.get(str(node)), str(pm.get("uid") or "")
+            if not node or nid is None or not uid or pm.get("deletionTimestamp"):
+                continue
+            if uid in self.lapsed or pod_phase(p) in TERMINAL:
+                continue
+            placed.append(leases.Placement(str(pm.get("name")), uid, nid, str(node), pod_ready(p)))
+        return leases.Workload(
+            resource=c.resource,
+            namespace=str(m.get("namespace")),
+            name=str(m.get("name")),
+            uid=str(m.get("uid") or ""),
+            generation=int(m.get("generation") or 1),
+            desired=desired,
+            ready=sum(1 for x in placed if x.ready),
+            placements=tuple(placed[: leases.MAX_PLACEMENTS]),
+        )
+
+    async def locate(self, resource: str, namespace: str, name: str) -> Located | None:
+        """Resolve a workload's record and its placements' leases through the DHT."""
+        key = leases.workload_key(resource, namespace, name)
+        rec = await self.dht.get(key)
+        if rec is None:
+            return None
+        w = leases.decode(rec.value)  # the DHT accepted it: it decodes
+        if not isinstance(w, leases.Workload):
+            return None
+
+        async def one(
+            pl: leases.Placement,
+        ) -> tuple[leases.Placement, Record | None, leases.Lease | None]:
+            try:
+                lr = await self.dht.get(w.lease_key(pl))
+            except TimeoutError:
+                return pl, None, None
+            return pl, lr, None if lr is None else _lease_of(lr, pl.pod_uid)
+
+        found = await asyncio.gather(*(one(pl) for pl in w.placements))
+        return Located(rec, w, tuple(found))
 
     # ------------------------------------------------------------- writes
 
@@ -283,6 +600,26 @@ class ControlDriver:
 
     def _inc(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
+
+
+def _owner_key(pod: dict[str, Any]) -> str:
+    """The record key of the workload that owns ``pod`` ("" for a bare pod)."""
+    m = pod.get("metadata") or {}
+    for ref in m.get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            res = _RESOURCE_OF_KIND.get(str(ref.get("kind")))
+            if res is not None:
+                return leases.workload_key(res, str(m.get("namespace")), str(ref.get("name")))
+    return ""
+
+
+def _lease_of(rec: Record, uid: str) -> leases.Lease | None:
+    """The lease in ``rec`` if it is one, on the pod with ``uid``."""
+    try:
+        v = leases.decode(rec.value)
+    except leases.LeaseError:
+        return None
+    return v if isinstance(v, leases.Lease) and v.pod_uid == uid else None
 
 
 def _with(conds: object, cond: dict[str, Any]) -> list[dict[str, Any]]:

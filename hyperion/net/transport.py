@@ -272,13 +272,18 @@ class Transport:
         self._links.clear()
 
 
-async def call_admin(addr: str, svid: Svid, method: str, timeout_s: float = 5.0) -> Any:
+async def call_admin(
+    addr: str, svid: Svid, method: str, timeout_s: float = 5.0, request: Any = None
+) -> Any:
     """The CLI side of the admin API (authenticated with a user SVID).
 
-    ``method`` is "Members" or "Nodes"; returns the reply message.
+    ``method`` is "Members", "Nodes" or "Locate" (which needs its ``request``); returns
+    the reply message.
     """
     requests = {"Members": wire_pb2.MembersRequest, "Nodes": wire_pb2.NodesRequest}
     creds = grpc.ssl_channel_credentials(svid.bundle_pem, svid.key_pem, svid.cert_pem)
     async with grpc.aio.secure_channel(addr, creds, options=GRPC_OPTIONS) as channel:
         stub = wire_pb2_grpc.AdminStub(channel)
-        return await getattr(stub, method)(requests[method](), timeout=timeout_s)
+        if request is None:
+            request = requests[method]()
+        return await getattr(stub, method)(request, timeout=timeout_s)
