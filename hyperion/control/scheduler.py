@@ -517,7 +517,7 @@ class Scheduler:
                 return
             self._finish_from_declines(t, out)
             return
-        cands = [self._spread(t, c) for c in t.bids.values()]
+        cands = [self._spread(t, c) for c in t.bids.values()] if t.placed else list(t.bids.values())
         outcome = self.policy.choose(t.request, cands, t.tender_id)
         if isinstance(outcome, NoFit):
             t.bids.clear()
@@ -638,8 +638,8 @@ class Scheduler:
         if dest == self.node_id:
             self._local.append(msg)
             return _NOTHING
-        addr = self._known[dest][0] if dest in self._known else ""
-        return Send(dest, addr, msg)
+        entry = self._known.get(dest)
+        return Send(dest, "" if entry is None else entry[0], msg)
 
     def _drain(self, now: float, out: list[Effect]) -> list[Effect]:
         """Deliver messages addressed to ourselves, then drop the placeholders."""
@@ -662,6 +662,8 @@ class Scheduler:
         return d
 
     def tick(self, now: float) -> list[Effect]:
+        if not self._open and not self._pending:  # the idle tick of a confirmed hold
+            return []
         out: list[Effect] = []
         for t in [t for t in self._open.values() if t.deadline <= now]:
             if t.tender_id not in self._open:

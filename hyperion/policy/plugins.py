@@ -379,6 +379,7 @@ def normalize(raw: Sequence[float]) -> list[int]:
     if not raw:
         return []
     lo, hi = min(raw), max(raw)
-    if hi - lo <= 1e-12:
+    span = hi - lo
+    if span <= 1e-12:
         return [MAX_SCORE] * len(raw)
-    return [round(MAX_SCORE * (v - lo) / (hi - lo)) for v in raw]
+    return [round(MAX_SCORE * (v - lo) / span) for v in raw]

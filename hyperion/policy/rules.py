@@ -45,8 +45,7 @@ def scores(
         else:
             fn = SCORERS[name]
             raw = [fn(req, c) for c in candidates]
-        for i, s in enumerate(normalize(raw)):
-            total[i] += weight * s
+        total = [x + weight * s for x, s in zip(total, normalize(raw), strict=True)]
     return total
 
 

@@ -13,10 +13,12 @@ a core does beyond the ``Core`` contract and the ``Send``/``Notify`` effects.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import heapq
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +40,26 @@ class NetStats:
     to_down: int = 0  # destination crashed
     unroutable: int = 0  # address not in the simulation
     by_type: dict[str, int] = field(default_factory=dict)
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the duration of a run.
+
+    A run allocates tens of millions of short-lived objects (messages, effects, heap
+    entries) beside millions of long-lived ones (the cores' state), and the collector
+    keeps re-scanning the long-lived ones: about a quarter of the CPU time of a 10,000-node
+    run. The simulated run makes no reference cycles (a collection right after a paused
+    10,000-node ``sim.run`` finds nothing it allocated), so reference counting frees what
+    it allocates and peak memory stays about where it was.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class Simulator:
@@ -275,6 +297,7 @@ class Simulator:
                 self.on_notify(i, eff.event, self.now)
 
     def _send(self, i: int, eff: Send) -> None:
+        # The same checks and RNG draws as the inlined copy in run.
         st = self.stats
         st.sent += 1
         if self._count_types:
@@ -286,22 +309,24 @@ class Simulator:
         if j is None:
             st.unroutable += 1
             return
-        if self.partition[i] != self.partition[j]:
+        partition = self.partition
+        if partition[i] != partition[j]:
             st.cut += 1
             return
-        rng = self.rng
-        if self.loss and rng.random() < self.loss:
+        rand = self.rng.random
+        if self.loss and rand() < self.loss:
             st.lost += 1
             return
         m = self.rtt
         if m is None:
             delay = 0.0005
         else:  # half the measured RTT, jittered by its measured deviation
-            ri, rj = self.region[i], self.region[j]
-            rtt_ms = m.avg_ms[ri][rj] + m.mdev_ms[ri][rj] * (2.0 * rng.random() - 1.0)
-            delay = max(rtt_ms, 0.2) / 2000.0
-        self._seq += 1
-        heapq.heappush(self._heap, (self.now + delay, self._seq, _DELIVER, j, eff.msg))
+            region = self.region
+            ri, rj = region[i], region[j]
+            rtt_ms = m.avg_ms[ri][rj] + m.mdev_ms[ri][rj] * (2.0 * rand() - 1.0)
+            delay = (0.2 if rtt_ms < 0.2 else rtt_ms) / 2000.0  # max(rtt, 0.2)
+        self._seq = seq = self._seq + 1
+        heapq.heappush(self._heap, (self.now + delay, seq, _DELIVER, j, eff.msg))
 
     def _rearm(self, i: int) -> None:
         core = self.cores[i]

@@ -18,13 +18,10 @@ Metrics:
 from __future__ import annotations
 
 import functools
-import gc
 import hashlib
 import random
 import time
 from array import array
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +29,7 @@ import numpy as np
 from hyperion.mesh.membership import PROFILES, MemberEvent, Membership
 from hyperion.mesh.table import ALIVE, DEAD, Directory
 from hyperion.sim import rtt as rtt_mod
-from hyperion.sim.engine import Simulator
+from hyperion.sim.engine import Simulator, cyclic_gc_paused
 from hyperion.sim.metrics import peak_rss_mib, percentile, rounded
 
 CHECK_EVERY_S = 0.5
@@ -40,26 +37,6 @@ CHECK_EVERY_S = 0.5
 
 def sim_node_id(seed: int, i: int) -> str:
     return hashlib.sha256(f"hyperion-sim:{seed}:{i}".encode()).hexdigest()[:40]
-
-
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for the duration of a run.
-
-    A run allocates tens of millions of short-lived objects (messages, effects, heap
-    entries) beside millions of long-lived ones (the cores' state), and the collector
-    keeps re-scanning the long-lived ones: about a quarter of the CPU time of a 10,000-node
-    run. The simulated run makes no reference cycles (a collection right after a paused
-    10,000-node ``sim.run`` finds nothing it allocated), so reference counting frees what
-    it allocates and peak memory stays about where it was.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass
