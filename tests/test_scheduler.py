@@ -346,6 +346,10 @@ def test_a_shared_view_samples_a_bounded_number_of_bidders() -> None:
     assert 5 <= len(asked) <= 6  # itself answers in-call, without a send
     view.forget("n5")
     assert len(view) == 199 and "n5" not in view.known
+    view.observe("n7", "n7", cands[9])  # a newer snapshot replaces the old one
+    view.forget(view.ids[-1])
+    assert len(view.snaps) == len(view.ids) == 198
+    assert all(view.snaps[k] is view.known[n][1] for k, n in enumerate(view.ids))
 
 
 @settings(max_examples=40)

@@ -193,12 +193,17 @@ class NodeView:
     def __init__(self) -> None:
         self.known: dict[str, tuple[str, Candidate]] = {}
         self.ids: list[str] = []
+        self.snaps: list[Candidate] = []  # snaps[k] is known[ids[k]][1], for the sampler
         self._pos: dict[str, int] = {}
 
     def observe(self, node_id: str, addr: str, snapshot: Candidate) -> None:
-        if node_id not in self._pos:
+        k = self._pos.get(node_id)
+        if k is None:
             self._pos[node_id] = len(self.ids)
             self.ids.append(node_id)
+            self.snaps.append(snapshot)
+        else:
+            self.snaps[k] = snapshot
         self.known[node_id] = (addr, snapshot)
 
     def forget(self, node_id: str) -> None:
@@ -207,8 +212,10 @@ class NodeView:
             return
         del self.known[node_id]
         last = self.ids.pop()
+        last_snap = self.snaps.pop()
         if last != node_id:
             self.ids[i] = last
+            self.snaps[i] = last_snap
             self._pos[last] = i
 
     def __len__(self) -> int:
@@ -217,6 +224,28 @@ class NodeView:
 
 class Scheduler:
     """One node's tenderer and bidder (see the module docstring)."""
+
+    # A simulated mesh holds 10,000 of these and touches one per message: slots keep
+    # each small and its attributes one load away.
+    __slots__ = (
+        "node_id",
+        "policy",
+        "config",
+        "_rng",
+        "_self",
+        "_snap",
+        "_holds",
+        "_pending",
+        "_used",
+        "view",
+        "_known",
+        "_ids",
+        "_open",
+        "_by_pod",
+        "_seq",
+        "_local",
+        "counters",
+    )
 
     def __init__(
         self,
@@ -413,17 +442,18 @@ class Scheduler:
                 (fits if g == 2 else maybe)[nid] = None
         tries = want * self.config.sample_tries
         ids = self._ids
-        known = self._known
+        snaps = self.view.snaps
         refused = t.refused
         me = self.node_id
         randrange = self._rng.randrange
         while len(fits) < want and tries > 0:
             tries -= 1
-            nid = ids[randrange(len(ids))]
+            k = randrange(len(ids))
+            nid = ids[k]
             if nid in fits or nid in maybe or nid in refused:
                 continue
             # _grade, inline: this loop is most of a tender's cost
-            snap = known[nid][1] if nid != me else self.snapshot()
+            snap = snaps[k] if nid != me else self.snapshot()
             assert snap is not None
             code = check(req, snap).code
             if code is _OK:
