@@ -682,6 +682,8 @@ class Scheduler:
 
     def next_deadline(self) -> float | None:
         # Called after every event the node handles: one pass, no list built.
+        if not self._open and not self._pending:
+            return None
         d: float | None = None
         for t in self._open.values():
             if d is None or t.deadline < d:
