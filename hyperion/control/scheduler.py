@@ -440,15 +440,19 @@ class Scheduler:
         for nid in [self.node_id] if self._self is not None else []:
             if nid not in t.refused and (g := self._grade(req, nid)):
                 (fits if g == 2 else maybe)[nid] = None
-        tries = want * self.config.sample_tries
         ids = self._ids
+        n = len(ids)
+        tries = want * self.config.sample_tries if n else 0
         snaps = self.view.snaps
         refused = t.refused
         me = self.node_id
-        randrange = self._rng.randrange
+        bits = n.bit_length()
+        getrandbits = self._rng.getrandbits
         while len(fits) < want and tries > 0:
             tries -= 1
-            k = randrange(len(ids))
+            k = getrandbits(bits)  # a uniform index below n by rejection, as randrange(n)
+            while k >= n:  # draws it (the same bits), without its argument checks
+                k = getrandbits(bits)
             nid = ids[k]
             if nid in fits or nid in maybe or nid in refused:
                 continue
@@ -648,7 +652,7 @@ class Scheduler:
     def handle(self, msg: object, now: float) -> list[Effect]:
         out: list[Effect] = []
         self._dispatch(msg, now, out)
-        return self._drain(now, out)
+        return self._drain(now, out) if self._local else out
 
     def _dispatch(self, msg: object, now: float, out: list[Effect]) -> None:
         if isinstance(msg, Bid):
