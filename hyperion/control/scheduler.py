@@ -316,7 +316,11 @@ class Scheduler:
         loads = [
             1 - f / t for f, t in ((cpu, s.cpu_millis), (mem, s.memory_bytes), (gpus, s.gpus)) if t
         ]
-        snap = s.with_free(cpu, mem, gpus, min(1.0, max(0.0, max(loads, default=0.0))))
+        load = min(1.0, max(0.0, max(loads, default=0.0)))
+        if (cpu, mem, gpus, load) == (s.cpu_millis_free, s.memory_bytes_free, s.gpus_free, s.load):
+            snap = s  # nothing held, and the given snapshot says so already: no copy
+        else:
+            snap = s.with_free(cpu, mem, gpus, load)
         self._snap = snap
         return snap
 
