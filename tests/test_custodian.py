@@ -3,6 +3,7 @@ partition heals, rollouts, Jobs, workload status and Pod -> Request translation.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import random
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from hyperion.api.nodes import rfc3339
 from hyperion.control.custodian import (
+    LOST_GRACE_S,
     POD,
     Custodian,
     Members,
@@ -66,14 +68,27 @@ def deployment(name: str = "web", replicas: int = 3, image: str = "v1") -> dict[
     }
 
 
-def the_custodian(resource: str, name: str, live: list[str]) -> Custodian:
+def the_custodian(resource: str, name: str, live: list[str], seed: int = 1) -> Custodian:
     nid = custodian_of(resource, "default", name, live)
     assert nid is not None
-    return Custodian(nid, NAMES[nid], rng=random.Random(1), rfc3339=rfc3339)
+    return Custodian(nid, NAMES[nid], rng=random.Random(seed), rfc3339=rfc3339)
 
 
-def step(c: Custodian, cat: Cat, live: list[str], now: float = 1000.0) -> list[Any]:
-    members = Members({n: NAMES[n] for n in live}, {NAMES[n]: ("z", "aws:r") for n in live})
+def step(
+    c: Custodian,
+    cat: Cat,
+    live: list[str],
+    now: float = 1000.0,
+    quorum_since: float | None = float("-inf"),
+    gone_since: dict[str, float] | None = None,
+) -> list[Any]:
+    topology = {NAMES[n]: ("z", "aws:r") for n in live}
+    members = Members(
+        {n: NAMES[n] for n in live},
+        topology,
+        quorum_since=quorum_since,
+        gone_since=gone_since or {},
+    )
     writes, tenders = c.reconcile(cat.list, members, now, lambda k: False)
     cat.apply(writes)
     return tenders
@@ -164,6 +179,98 @@ def test_a_healed_partition_retires_the_surplus_not_the_running_ones() -> None:
     bind(cat, twin, "node-5")
     step(c, cat, IDS)
     assert [p["metadata"]["name"] for p in cat.pods()] == ["db-0"]  # the older one stays
+
+
+def heal(before: Cat, *sides: Cat) -> Cat:
+    """The catalog once a partition heals: what a side deleted stays deleted (its
+    tombstone is newer than any version from before the cut), what a side made is kept."""
+    merged = Cat()
+    for side in sides:
+        for resource, objs in side.objs.items():
+            for key, obj in objs.items():
+                if key not in before.objs.get(resource, {}) or all(
+                    key in s.objs.get(resource, {}) for s in sides
+                ):
+                    merged.objs.setdefault(resource, {})[key] = obj
+    return merged
+
+
+def test_a_cut_off_minority_never_deletes_what_the_majority_keeps_running() -> None:
+    # node-5 is cut off from nodes 1-4, each side with its catalog copy and custodian.
+    cat = Cat()
+    cat.put("apps/deployments", deployment(replicas=4))
+    step(the_custodian("apps/deployments", "web", IDS), cat, IDS, 900.0)
+    for p, n in zip(cat.pods(), ["node-1", "node-2", "node-3", "node-5"], strict=True):
+        bind(cat, p, n)
+    names = {p["spec"]["nodeName"]: p["metadata"]["name"] for p in cat.pods()}
+    majority, minority = IDS[:4], IDS[4:]
+    big, small = copy.deepcopy(cat), copy.deepcopy(cat)
+    c_big = the_custodian("apps/deployments", "web", majority, seed=2)
+    c_small = the_custodian("apps/deployments", "web", minority, seed=3)
+    for c, side, live, quorum_since, node in (
+        (c_big, big, majority, 900.0, "node-4"),
+        (c_small, small, minority, None, "node-5"),
+    ):
+        step(c, side, live, 1000.0, quorum_since)  # replacements for the pods it cannot see
+        for p in side.pods():
+            if not p["spec"].get("nodeName"):
+                bind(side, p, node)
+        step(c, side, live, 1001.0, quorum_since)
+    assert names["node-5"] not in {p["metadata"]["name"] for p in big.pods()}  # evicted
+    kept = {p["metadata"]["name"] for p in small.pods()}
+    assert set(names.values()) <= kept, "the minority deleted pods it merely cannot see"
+    assert len(kept) == 7  # its own, the majority's three, and three replacements
+    # Rejoining, it sees a majority again before node-1 is back in its view (a stale
+    # verdict): its grace starts over, so node-1's pod stays.
+    rejoined = [n for n in IDS if n != IDS[0]]
+    assert custodian_of("apps/deployments", "default", "web", rejoined) == c_small.node_id
+    step(c_small, small, rejoined, 1002.0, quorum_since=1002.0)
+    assert names["node-1"] in {p["metadata"]["name"] for p in small.pods()}
+
+    merged = heal(cat, big, small)
+    step(the_custodian("apps/deployments", "web", IDS, seed=4), merged, IDS, 1002.0)
+    after = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in merged.pods()}
+    assert len(after) == 4
+    assert {names[n] for n in ("node-1", "node-2", "node-3")} <= set(after)  # never restarted
+
+
+def test_a_node_declared_dead_by_mistake_keeps_its_pods() -> None:
+    # Stale verdicts of a healed partition declare a node dead for a moment: its replica
+    # is replaced at once, but deleted only after LOST_GRACE_S and once the replacement
+    # runs. When the node is back, the replacement is the surplus.
+    cat = Cat()
+    cat.put("apps/deployments", deployment(replicas=2))
+    c = the_custodian("apps/deployments", "web", IDS)
+    step(c, cat, IDS, 900.0)
+    a, b = cat.pods()
+    boss, other, spare = c.node_id, *[n for n in IDS if n != c.node_id][:2]
+    bind(cat, a, NAMES[boss])
+    bind(cat, b, NAMES[other])
+    originals = {a["metadata"]["name"], b["metadata"]["name"]}
+    live = [n for n in IDS if n != other]
+
+    def names() -> set[str]:
+        return {p["metadata"]["name"] for p in cat.pods()}
+
+    def replacement() -> dict[str, Any]:
+        [new] = [p for p in cat.pods() if p["metadata"]["name"] not in originals]
+        return new
+
+    gone = {NAMES[other]: 1000.0}
+    step(c, cat, live, 1000.1, gone_since=gone)
+    bind(cat, replacement(), NAMES[spare])
+    step(c, cat, live, 1001.0, gone_since=gone)
+    assert originals < names()  # replaced, not deleted: within the grace
+    step(c, cat, IDS, 1001.5)  # refuted: back in the view
+    assert names() == originals
+
+    gone = {NAMES[other]: 2000.0}
+    step(c, cat, live, 2000.1, gone_since=gone)
+    step(c, cat, live, 2000.0 + LOST_GRACE_S, gone_since=gone)
+    assert originals < names()  # the grace is over, but the replacement is not running
+    bind(cat, replacement(), NAMES[spare])
+    step(c, cat, live, 2001.0 + LOST_GRACE_S, gone_since=gone)
+    assert b["metadata"]["name"] not in names() and len(names()) == 2
 
 
 def test_scale_down_retires_unbound_first() -> None:

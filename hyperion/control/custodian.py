@@ -20,9 +20,27 @@ What a custodian does, per workload kind:
   or whose replica lease has lapsed though its node is alive (``Members.lapsed``: the
   driver watches the leases in the DHT, ``hyperion.mesh.leases``), does not count; a
   replacement is created and tendered. The lost Pod is deleted only
-  once the workload has its full count again, so the only running copy is never
-  retired; when a partition heals, the surplus is retired instead — unbound first,
-  then not ready, then the newest, so nothing running is restarted needlessly.
+  once the workload has its full count *running* again, and only by a custodian
+  that has seen the node out of its view for ``lost_grace_s`` while it saw a majority
+  of the mesh (``Members.gone_since``, ``Members.quorum_since``): so the only running
+  copy is never retired, nor the Pods of a node declared dead by mistake (a stalled
+  host; after a partition heals, the stale verdicts of the side that was cut off),
+  which is refuted within about a second. When such a node or a partition comes
+  back, the surplus is retired instead — unbound first, then not ready, then the
+  newest, so nothing running is restarted needlessly.
+* **Partitions**: each side of a partition has its own custodian and keeps running
+  what it has (an edge site cut off works offline; a workload applied there is placed
+  there). Both sides replace the replicas they cannot see, but only the side whose
+  view holds a strict majority of the members it knows (SWIM keeps the dead in its
+  table) deletes lost Pods. A minority cannot tell a dead node from one it is cut off
+  from, and its deletions would win the merge after the heal (a tombstone is newer
+  than a Pod nobody rewrote) and stop the copies the majority ran all along; and
+  when it rejoins, its grace starts over, as what it knows of the others is stale.
+  So after the heal the majority's Pods run on untouched; the minority's Pods that
+  the majority replaced are deleted (their replacements run); and the surplus — the
+  replacements both sides made — is retired as above. With no majority anywhere (an
+  even split, or half the mesh gone for good) lost Pods are replaced but kept,
+  uncounted, until their nodes are seen again.
 * **Tenders**: every unbound Pod whose custodian this node is, with the ``placed``
   (node, zone, region) of its siblings for spreading. An ``Unschedulable`` result is
   written as the Pod's ``PodScheduled=False`` condition and retried with backoff.
@@ -57,6 +75,9 @@ TEMPLATE_HASH = "pod-template-hash"
 REPLICA_LABEL = "hyperion.io/replica"
 WORKLOAD_LABEL = "hyperion.io/workload"
 DEFAULT_BACKOFF_LIMIT = 6
+# Pods of a node out of the view are deleted no sooner: a false death is refuted within
+# about a second (Kubernetes waits 300 s, the not-ready/unreachable tolerationSeconds).
+LOST_GRACE_S = 5.0
 
 Key = tuple[str, str, str]
 Obj = dict[str, Any]
@@ -101,6 +122,11 @@ class Members:
     live: Mapping[str, str]
     topology: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     lapsed: frozenset[str] = frozenset()
+    # Since when ``live`` has been a strict majority of the members known, without a
+    # break (None: it is not now): only then may lost Pods be deleted (Partitions).
+    quorum_since: float | None = float("-inf")
+    # Node name -> wall time it left the live view (absent: long ago, or never seen).
+    gone_since: Mapping[str, float] = field(default_factory=dict)
     names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -187,6 +213,7 @@ class Custodian:
         rfc3339: Callable[[float], str],
         retry_s: float = 2.0,
         max_retry_s: float = 30.0,
+        lost_grace_s: float = LOST_GRACE_S,
     ) -> None:
         self.node_id = node_id
         self.node_name = node_name
@@ -194,6 +221,7 @@ class Custodian:
         self._rfc3339 = rfc3339
         self._retry_s = retry_s
         self._max_retry_s = max_retry_s
+        self.lost_grace_s = lost_grace_s
         self.unschedulable: dict[Key, tuple[float, int]] = {}  # pod -> (retry at, tries)
         self.counters: dict[str, int] = {}
         # The workloads this node is custodian of, as of the last reconcile (the driver
@@ -379,9 +407,12 @@ class Custodian:
             if old and ready_new >= desired:
                 for p in old:
                     out.append(Write(_key(p), None))
-        if len(counted) >= desired:  # replacements exist: lost pods can go
-            for p in lost:
-                out.append(Write(_key(p), None))
+        running = sum(1 for p in counted if pod_phase(p) == "Running")
+        if running >= desired and members.quorum_since is not None:
+            for p in lost:  # replacements run: lost Pods go after the grace (see above)
+                gone = members.gone_since.get(str(_spec(p).get("nodeName")), float("-inf"))
+                if now - max(gone, members.quorum_since) >= self.lost_grace_s:
+                    out.append(Write(_key(p), None))
         status = self._status(resource, w, current, counted, desired, now)
         if status != _status(w):
             nw = dict(w)

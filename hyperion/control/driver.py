@@ -191,6 +191,9 @@ class ControlDriver:
         self.api_addrs: dict[str, str] = {}  # node name -> its Kubernetes API host:port
         self.topology: dict[str, tuple[str, str]] = {}  # name -> (zone, cloud:region)
         self._wake = asyncio.Event()
+        self._was_live: frozenset[str] = frozenset()  # node names, at the last reconcile
+        self._gone_since: dict[str, float] = {}  # name -> when it left them
+        self._quorum_since: float | None = None  # see _majority_since
         self.counters: dict[str, int] = {}
         self.key = key
         self.dht = DhtClient(core, execute)
@@ -262,10 +265,13 @@ class ControlDriver:
         now = time.time()
         live = dict(self._live_members())
         live[self.node_id] = self.node_name
+        named = {nid: name for nid, name in live.items() if name}
         members = Members(
-            {nid: name for nid, name in live.items() if name},
+            named,
             dict(self.topology),
             self.lapsed,
+            quorum_since=self._majority_since(len(named), now),
+            gone_since=self._gone(frozenset(named.values()), now),
         )
         cat = self.core.catalog
 
@@ -291,6 +297,37 @@ class ControlDriver:
             self._inc("tenders")
             self.execute(fx)
         await self._kubelet(objects(POD))
+
+    def _gone(self, live: frozenset[str], now: float) -> dict[str, float]:
+        """Node name -> when it left the live view (wall seconds), kept for the
+        custodian's grace before it deletes the Pods of a node that may come back. One
+        that membership holds alive again is not gone while its record is relearnt
+        (the live view waits for it): its clock stays at now."""
+        for name in self._was_live - live:
+            self._gone_since.setdefault(name, now)
+        state = self.core.membership.state_of
+        for nid, name in self.names.items():
+            if name not in live and state(nid) in ("alive", "suspect"):
+                self._gone_since[name] = now
+        self._was_live = live
+        grace = self.custodian.lost_grace_s
+        self._gone_since = {
+            n: t for n, t in self._gone_since.items() if n not in live and now - t < grace
+        }
+        return self._gone_since
+
+    def _majority_since(self, live: int, now: float) -> float | None:
+        """Since when the ``live`` nodes the custodian acts on (this one included) have
+        been a strict majority of the members this node knows (the dead stay in SWIM's
+        table), without a break; None while they are not: on the side a partition cut
+        off, or on a node rejoining that has yet to relearn the others' records
+        (membership says alive before the records come)."""
+        t = self.core.membership.table
+        if 2 * live <= t.alive + t.suspect + t.dead:
+            self._quorum_since = None
+        elif self._quorum_since is None:
+            self._quorum_since = now
+        return self._quorum_since
 
     async def _kubelet(self, pods: list[dict[str, Any]]) -> None:
         mine = [p for p in pods if (p.get("spec") or {}).get("nodeName") == self.node_name]
