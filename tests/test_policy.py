@@ -370,7 +370,9 @@ def test_fast_paths_agree_with_the_plugins(
             c, cpu_millis_free=used[0], memory_bytes_free=used[1], gpus_free=used[2], load=load
         )
     for name, fn in SCORERS.items():
-        assert BATCH_SCORERS[name](request, candidates) == [fn(request, c) for c in candidates]
+        each = [fn(request, c) for c in candidates]
+        batch = BATCH_SCORERS[name](request, candidates)
+        assert batch == each if batch is not None else len(set(each)) <= 1
     values = scores(request, candidates)
     indices = list(range(len(candidates)))
     if candidates:

@@ -297,8 +297,10 @@ GOAL_WEIGHTS: Mapping[str, Mapping[str, float]] = MappingProxyType(
 
 # The same scorers over a whole bid list, for ``rules.scores``: per-request work (the
 # users' weights, the request's shares) is done once, not once per candidate. Each gives
-# exactly the floats its per-candidate scorer gives, operation for operation.
-BatchScoreFn = Callable[[Request, Sequence[Candidate]], list[float]]
+# exactly the floats its per-candidate scorer gives, operation for operation, or None
+# when they are all the same (no users, no data locality, no replicas placed yet), which
+# ``normalize`` would score MAX_SCORE each.
+BatchScoreFn = Callable[[Request, Sequence[Candidate]], list[float] | None]
 
 
 def _cost_all(req: Request, cands: Sequence[Candidate]) -> list[float]:
@@ -329,10 +331,10 @@ def _cost_all(req: Request, cands: Sequence[Candidate]) -> list[float]:
     return out
 
 
-def _latency_all(req: Request, cands: Sequence[Candidate]) -> list[float]:
+def _latency_all(req: Request, cands: Sequence[Candidate]) -> list[float] | None:
     weights = req.user_weights()
     if not weights:
-        return [0.0] * len(cands)
+        return None  # 0.0 each
     placed_rtt = req.placed_rtt_ms
     placed = [(g, w, placed_rtt.get(g)) for g, w in weights]
     out = []
@@ -346,13 +348,15 @@ def _latency_all(req: Request, cands: Sequence[Candidate]) -> list[float]:
     return out
 
 
-def _locality_all(req: Request, cands: Sequence[Candidate]) -> list[float]:
+def _locality_all(req: Request, cands: Sequence[Candidate]) -> list[float] | None:
     if req.data_locality is None:
-        return [0.0] * len(cands)
+        return None  # 0.0 each
     return [score_locality(req, c) for c in cands]
 
 
-def _spread_all(req: Request, cands: Sequence[Candidate]) -> list[float]:
+def _spread_all(req: Request, cands: Sequence[Candidate]) -> list[float] | None:
+    if not any(c.replicas_on_node or c.replicas_in_zone or c.replicas_in_region for c in cands):
+        return None  # -0.0 each
     return [
         -(4.0 * c.replicas_on_node + 2.0 * c.replicas_in_zone + 1.0 * c.replicas_in_region)
         for c in cands

@@ -14,6 +14,7 @@ from hyperion.policy.model import Candidate, Decision, NoFit, Request
 from hyperion.policy.plugins import (
     BATCH_SCORERS,
     GOAL_WEIGHTS,
+    MAX_SCORE,
     SCORERS,
     explain,
     feasible,
@@ -45,7 +46,11 @@ def scores(
         else:
             fn = SCORERS[name]
             raw = [fn(req, c) for c in candidates]
-        total = [x + weight * s for x, s in zip(total, normalize(raw), strict=True)]
+        if raw is None:  # all the same, so normalize scores each MAX_SCORE
+            top = weight * MAX_SCORE
+            total = [x + top for x in total]
+        else:
+            total = [x + weight * s for x, s in zip(total, normalize(raw), strict=True)]
     return total
 
 
