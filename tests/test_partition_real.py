@@ -16,7 +16,8 @@ of a node on each side. A node that hosts replicas is cut off, then healed:
   copy running.
 
 Nothing may end in a crash loop. The timings (detection, re-run, deletion of the lost
-pods, convergence after the heal) are printed (``pytest -s``). Skips where there is no
+pods, convergence after the heal) are printed (``pytest -s``); the nodes' logs are
+kept under pytest's base temp, ``partition*/nodes/*/node.log``. Skips where there is no
 kubectl, no root or no network namespaces (as on some CI runners).
 """
 
@@ -61,6 +62,7 @@ RERUN_TIMEOUT_S = 15.0
 EVICT_TIMEOUT_S = LOST_GRACE_S + 10.0
 CONVERGE_TIMEOUT_S = 20.0
 STABLE_S = 2.0  # a converged state must hold this long, untouched
+POLL_S = 0.2  # each poll runs kubectl a few times: polling faster starves the nodes
 
 DEPLOY = """\
 apiVersion: apps/v1
@@ -166,7 +168,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         config = kubeconfig.build(CertificateAuthority.load(dir), servers, user="admin")
         kubeconfig.write(dir / "kubeconfig", config)
         k1 = m.kubectl(1)
-        eventually(lambda: all(node_ready(k1, n) for n in NAMES), timeout=15)
+        eventually(lambda: all(node_ready(k1, n) for n in NAMES), timeout=STARTUP_TIMEOUT_S)
         yield m
     finally:
         try:
@@ -246,7 +248,7 @@ def watch(check: Callable[[], None], until: Callable[[], Any], timeout: float) -
         check()
         return until()
 
-    return eventually(step, timeout=timeout, interval=0.1)
+    return eventually(step, timeout=timeout, interval=POLL_S)
 
 
 class Workload:
