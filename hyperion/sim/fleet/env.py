@@ -6,10 +6,12 @@ are ``hyperion.policy.rl.observation`` over the shortlist of feasible bids, so t
 network trained here sees exactly what ``RlPolicy`` computes at run time; infeasible
 bids are masked (a hard-constraint violation cannot be chosen). A decision with no
 feasible bid is answered ``NoFit`` by the environment itself. The reward is 0 until the
-run ends, then the run's ``reward`` (``hyperion.policy.reward``); with ``relative`` it is
-that reward divided by what ``greedy-cost`` earns on the same scenario, minus 1 (a
-per-scenario baseline: scenarios differ in attainable reward far more than policies
-do, and dividing it out cuts the variance PPO has to average away).
+run ends, then the run's ``reward`` (``hyperion.policy.reward``) less a per-scenario
+baseline: what ``skypilot-like`` earns on the same scenario. Scenarios differ in
+attainable reward far more than policies do; subtracting a number the policy cannot
+change leaves the objective (the mean reward) as it is and cuts the variance PPO has
+to average away. ``baseline="ratio"`` divides instead (reward / baseline - 1), which
+optimizes the mean ratio, a different objective; ``"none"`` gives the raw reward.
 
 Scenario seeds come from the caller's range (module ``seeds``): training never sees a
 validation or test seed. Needs the ``rl`` extra (gymnasium); imported lazily.
@@ -27,17 +29,21 @@ from hyperion.policy.model import Decision
 from hyperion.policy.plugins import explain
 from hyperion.policy.rl import CAND_DIM, CTX_DIM, MAX_CANDIDATES, observation, shortlist
 from hyperion.sim.fleet import scenario as scenarios
-from hyperion.sim.fleet.baselines import GreedyCostPolicy
+from hyperion.sim.fleet.baselines import SkyPilotLikePolicy
 from hyperion.sim.fleet.run import FleetSim, Pending, RunMetrics, run
+
+BASELINES = ("difference", "ratio", "none")
 
 
 class FleetEnv(gym.Env[npt.NDArray[np.float32], np.int64]):
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, seeds: range, *, relative: bool = False) -> None:
+    def __init__(self, seeds: range, *, baseline: str = "difference") -> None:
         super().__init__()
-        self.relative = relative
-        self._reference = 1.0
+        if baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}")
+        self.baseline = baseline
+        self._reference = 0.0
         if len(seeds) == 0:
             raise ValueError("no scenario seeds")
         self.seeds = seeds
@@ -57,8 +63,8 @@ class FleetEnv(gym.Env[npt.NDArray[np.float32], np.int64]):
         super().reset(seed=seed)
         k = int(self.np_random.integers(len(self.seeds)))
         sc = scenarios.make(self.seeds[k])
-        if self.relative:
-            self._reference = max(run(sc, GreedyCostPolicy()).reward, 1e-3)
+        if self.baseline != "none":
+            self._reference = run(sc, SkyPilotLikePolicy()).reward
         self._sim = FleetSim(sc)
         obs = self._next()
         assert obs is not None, "a scenario always has a first decision"
@@ -95,6 +101,9 @@ class FleetEnv(gym.Env[npt.NDArray[np.float32], np.int64]):
             m = sim.finish()
             self.last_metrics = m
             zero = np.zeros(CTX_DIM + MAX_CANDIDATES * CAND_DIM, dtype=np.float32)
-            r = m.reward / self._reference - 1.0 if self.relative else m.reward
+            if self.baseline == "ratio":
+                r = m.reward / max(self._reference, 1e-3) - 1.0
+            else:
+                r = m.reward - self._reference
             return zero, float(r), True, False, {"metrics": m}
         return obs, 0.0, False, False, {}

@@ -6,11 +6,13 @@ are the action distribution directly (sb3's final linear layer is replaced by th
 identity), plus a critic on the context and the mean of the candidates' hidden vectors
 (used in training only). Seeded: torch, numpy and the environments take ``seed``.
 
-By default the actor is first behaviour-cloned from ``skypilot-like`` (the best
-heuristic) on training seeds, then MaskablePPO fine-tunes it on the run's own reward,
-the metric the benchmark scores. (Dividing by greedy-cost's reward per scenario, as
-an earlier version did, optimizes the mean *ratio*, which weighs the cheap scenarios
-that dominate the benchmark's mean far less than the benchmark does.)
+By default the actor is first behaviour-cloned from the search teacher's best
+trajectories on training seeds (module ``expert``; any heuristic can be the teacher
+instead), then MaskablePPO fine-tunes it on the run's own reward, the metric the
+benchmark scores, less ``skypilot-like``'s reward on the same scenario as a
+per-scenario baseline (it leaves the objective unchanged and cuts the variance;
+dividing by it instead would optimize the mean *ratio*, which weighs the cheap
+scenarios that dominate the benchmark's mean far less than the benchmark does).
 Every ``eval_every`` steps the numpy export is scored on validation seeds; the best
 checkpoint is written to ``out`` with the training log (JSON lines) and a learning
 curve (PNG) beside it. Needs the ``rl`` extra; this module is imported lazily.
@@ -271,8 +273,8 @@ def train(
     n_envs: int = 2,
     eval_every: int = 10_000,
     n_val: int = 48,
-    relative: bool = False,
-    clone: str | None = "skypilot-like",
+    baseline: str = "difference",
+    clone: str | None = "search",
     clone_scenarios: int = 1500,
     learning_rate: float = 1e-4,
     ent_coef: float = 0.0,
@@ -285,12 +287,12 @@ def train(
     ``clone_scenarios`` training seeds (behaviour cloning): a heuristic's name, or
     ``search`` for the search teacher's best trajectories (module ``expert``, in
     ``jobs`` processes). The clone is checkpointed (step 0), and PPO fine-tunes it.
-    The PPO reward is the run's own reward (the benchmark's metric) unless
-    ``relative``."""
+    The PPO reward is the run's own reward (the benchmark's metric) less
+    ``skypilot-like``'s on the same scenario (``baseline``, module ``env``)."""
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.set_num_threads(1)
-    env = DummyVecEnv([lambda: FleetEnv(seeds.TRAIN, relative=relative) for _ in range(n_envs)])
+    env = DummyVecEnv([lambda: FleetEnv(seeds.TRAIN, baseline=baseline) for _ in range(n_envs)])
     env.seed(seed)
     model = MaskablePPO(
         CandidatePolicy,
@@ -312,7 +314,7 @@ def train(
         "seed": seed,
         "steps_requested": steps,
         "hidden": HIDDEN,
-        "relative": relative,
+        "baseline": baseline,
         "clone": clone,
         "clone_scenarios": clone_scenarios if clone else 0,
         "learning_rate": learning_rate,
