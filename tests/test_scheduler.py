@@ -310,6 +310,26 @@ def test_replicas_spread_across_zones() -> None:
     assert len({z for _, z, _ in placed}) == 3
 
 
+def test_replicas_tendered_together_spread_too() -> None:
+    # three replicas tendered at once, none bound yet: each tender's scoring sees the
+    # siblings this tenderer is awarding or has just placed (without that, all three
+    # tie on every score and land where their tie-break hashes say: here two share one)
+    net = Net([node(i, price_per_hour=1.0) for i in range(3)])
+    for r in range(3):
+        net.tender("n0", f"default/p{r}", req(replica=r, replicas=3))
+        net.run(net.now + 0.005)
+    net.run(net.now + 1.0)
+    placed = [ev for _, ev in net.of(Placed) if isinstance(ev, Placed)]
+    assert len(placed) == 3
+    assert len({ev.node_id for ev in placed}) == 3
+    # another workload is not spread against these
+    net.events.clear()
+    net.tender("n0", "default/q0", req(workload_id="other"))
+    net.run(net.now + 1.0)
+    [(_, ev)] = net.of(Placed)
+    assert isinstance(ev, Placed) and ev.candidate.replicas_on_node == 0
+
+
 def test_a_tender_for_a_pod_already_held_bids_with_its_share() -> None:
     sch = Scheduler("n0", policy=RulesPolicy(), rng=random.Random(0))
     sch.set_self(node(0))

@@ -10,6 +10,9 @@ Every node runs one ``Scheduler``. It plays two parts:
   policy (``rules`` or ``rl``, ``hyperion/policy``); ties break on a hash of
   (tender id, node id). The best bidder gets an ``Award``; a decline or a silence
   (timeout adaptive to that bidder's measured RTT) moves the award to the next best.
+  Spreading counts the workload's replicas already placed (``placed``, from the
+  caller) and those this tenderer placed or is awarding since the tender opened, so
+  replicas tendered together do not all land where the first one did.
   No acceptable bid: the tender is retried with a fresh, larger sample, then given up
   with ``Unplaced`` carrying kube-scheduler's message ("0/8 nodes are available: 5
   insufficient cpu, 3 not in geographies [EU].") and whether more capacity could ever
@@ -56,6 +59,7 @@ class SchedulerConfig:
     reserve_ttl_s: float = 10.0  # a reservation not confirmed by then lapses
     explain_limit: int = 1_000  # snapshots examined to word an impossible replica
     sample_tries: int = 8  # random draws per wanted bidder before giving up
+    sibling_memory_s: float = 30.0  # placements remembered for spreading later siblings
 
 
 # ------------------------------------------------------------------ messages
@@ -242,6 +246,7 @@ class Scheduler:
         "_ids",
         "_open",
         "_by_pod",
+        "_siblings",
         "_seq",
         "_local",
         "counters",
@@ -270,6 +275,8 @@ class Scheduler:
         self._ids = self.view.ids  # for O(1) sampling
         self._open: dict[str, _Open] = {}  # tender id -> state
         self._by_pod: dict[str, str] = {}  # pod -> its open tender id
+        # workload id -> pod -> (when, node, zone, region) of the replicas placed here
+        self._siblings: dict[str, dict[str, tuple[float, str, str, str]]] = {}
         self._seq = 0
         self._local: list[object] = []  # messages to ourselves, delivered in-call
         self.counters: dict[str, int] = {}
@@ -555,7 +562,8 @@ class Scheduler:
                 return
             self._finish_from_declines(t, out)
             return
-        cands = [self._spread(t, c) for c in t.bids.values()] if t.placed else list(t.bids.values())
+        placed = self._placed_for(t)
+        cands = [_spread(placed, c) for c in t.bids.values()] if placed else list(t.bids.values())
         outcome = self.policy.choose(t.request, cands, t.tender_id)
         if isinstance(outcome, NoFit):
             t.bids.clear()
@@ -569,15 +577,40 @@ class Scheduler:
         t.decision = outcome
         out.append(self._send(winner.node_id, Award(t.tender_id, self.node_id, t.pod, t.request)))
 
-    def _spread(self, t: _Open, c: Candidate) -> Candidate:
-        if not t.placed:
-            return c
-        on_node = sum(1 for n, _, _ in t.placed if n == c.node_id)
-        in_zone = sum(1 for _, z, _ in t.placed if z and z == c.zone)
-        in_region = sum(1 for _, _, r in t.placed if r == c.cloud_region)
-        return dataclasses.replace(
-            c, replicas_on_node=on_node, replicas_in_zone=in_zone, replicas_in_region=in_region
-        )
+    def _placed_for(self, t: _Open) -> tuple[tuple[str, str, str], ...]:
+        """Where ``t``'s siblings are: what the caller said at the tender, plus the
+        replicas this node placed since (not yet in the caller's view) and those it is
+        awarding now."""
+        wid = t.request.workload_id
+        recent = self._siblings.get(wid)
+        extra = [
+            (n, z, r)
+            for pod, (at, n, z, r) in (recent or {}).items()
+            if pod != t.pod and at >= t.started
+        ]
+        if len(self._by_pod) > 1:
+            for o in self._open.values():
+                if o is t or o.awarding is None or o.request.workload_id != wid:
+                    continue
+                c = o.bids.get(o.awarding)
+                if c is not None:
+                    extra.append((c.node_id, c.zone, c.cloud_region))
+        return t.placed + tuple(extra) if extra else t.placed
+
+    def _remember(self, t: _Open, c: Candidate, now: float) -> None:
+        wid = t.request.workload_id
+        recent = self._siblings.setdefault(wid, {})
+        recent[t.pod] = (now, c.node_id, c.zone, c.cloud_region)
+        horizon = now - self.config.sibling_memory_s
+        for pod in [p for p, v in recent.items() if v[0] < horizon]:
+            del recent[pod]
+        if len(self._siblings) > 1:  # bounded: workloads with nothing recent are dropped
+            for w in [
+                w
+                for w, r in self._siblings.items()
+                if w != wid and all(v[0] < horizon for v in r.values())
+            ]:
+                del self._siblings[w]
 
     def _on_reply(self, m: AwardReply, now: float, out: list[Effect]) -> None:
         t = self._open.get(m.tender_id)
@@ -590,6 +623,7 @@ class Scheduler:
         if m.accepted:
             self._close(t)
             self._inc("placed")
+            self._remember(t, cand, now)
             decision = t.decision or Decision(m.src, 0, 0.0, self.policy.name)
             out.append(
                 Notify(Placed(t.pod, t.tender_id, m.src, cand, decision, now - t.started, t.n_bids))
@@ -734,3 +768,13 @@ class Scheduler:
 
 _NOTHING = Notify(None)
 _OK = Code.SUCCESS
+
+
+def _spread(placed: tuple[tuple[str, str, str], ...], c: Candidate) -> Candidate:
+    """``c`` with the workload's replicas counted on its node, zone and region."""
+    on_node = sum(1 for n, _, _ in placed if n == c.node_id)
+    in_zone = sum(1 for _, z, _ in placed if z and z == c.zone)
+    in_region = sum(1 for _, _, r in placed if r == c.cloud_region)
+    return dataclasses.replace(
+        c, replicas_on_node=on_node, replicas_in_zone=in_zone, replicas_in_region=in_region
+    )
