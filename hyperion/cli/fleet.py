@@ -156,8 +156,21 @@ def policy_train(
     ] = "search",
     clone_scenarios: Annotated[
         int, typer.Option("--clone-scenarios", help="Training scenarios the teacher plays.")
-    ] = 800,
+    ] = 400,
     jobs: Annotated[int, typer.Option("--jobs", help="Processes for the search teacher.")] = 1,
+    clone_epochs: Annotated[
+        int, typer.Option("--clone-epochs", help="Behaviour-cloning passes over the data.")
+    ] = 60,
+    n_val: Annotated[
+        int, typer.Option("--validation-scenarios", help="Validation seeds per checkpoint.")
+    ] = 100,
+    baseline: Annotated[
+        str,
+        typer.Option(
+            "--baseline",
+            help="PPO reward: none (the run's reward), difference or ratio to skypilot-like's.",
+        ),
+    ] = "none",
 ) -> None:
     """Train the rl policy with MaskablePPO on training seeds; keep the best checkpoint
     on validation seeds; write OUT, OUT.log.jsonl and OUT.curve.png."""
@@ -166,8 +179,12 @@ def policy_train(
     teachers = ("search", "none", "static", "k8s-default", "greedy-cost", "skypilot-like", "rules")
     if clone not in teachers:
         raise _error(f"--clone must be one of {', '.join(teachers)}")
-    if clone_scenarios <= 0 or jobs <= 0:
-        raise _error("--clone-scenarios and --jobs must be positive")
+    if min(clone_scenarios, jobs, clone_epochs, n_val) <= 0:
+        raise _error(
+            "--clone-scenarios, --jobs, --clone-epochs and --validation-scenarios must be positive"
+        )
+    if baseline not in ("none", "difference", "ratio"):
+        raise _error("--baseline must be none, difference or ratio")
     if steps == 0 and clone == "none":
         raise _error("nothing to train: --steps 0 and --clone none")
     try:
@@ -186,5 +203,8 @@ def policy_train(
         clone=None if clone == "none" else clone,
         clone_scenarios=clone_scenarios,
         jobs=jobs,
+        clone_epochs=clone_epochs,
+        n_val=n_val,
+        baseline=baseline,
     )
     print(json.dumps(summary))
