@@ -87,3 +87,23 @@ def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float 
     if last is not None:
         raise last
     raise AssertionError("condition not met in time")
+
+
+def deployment(name: str, replicas: int, sleep: str = "300") -> str:
+    """A Deployment of ``replicas`` busybox ``sleep`` pods (process runtime), as YAML."""
+    return f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: main
+        image: busybox
+        command: ["sleep", "{sleep}"]
+        resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}
+"""

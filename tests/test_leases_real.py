@@ -13,30 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import KUBECTL, Kubectl, eventually, mesh
+from kube_helpers import KUBECTL, Kubectl, deployment, eventually, mesh
 
 from hyperion.control.driver import LEASE_RENEW_S, LEASE_TTL_S
 
 pytestmark = pytest.mark.skipif(
     not Path(KUBECTL).exists(), reason=f"real kubectl is not installed at {KUBECTL}"
 )
-
-DEPLOY = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers:
-      - name: main
-        image: busybox
-        command: ["sleep", "300"]
-        resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +80,7 @@ def leased(kube: Kubectl, app: str, n: int, node: str = "node-1") -> dict[str, A
 
 
 def test_running_replicas_hold_leases_that_locate_shows(kube: Kubectl) -> None:
-    kube.run("apply", "-f", "-", input=DEPLOY.format(name="web", replicas=3))
+    kube.run("apply", "-f", "-", input=deployment("web", 3))
     kube.run("rollout", "status", "deployment/web", "--timeout=20s")
     got = eventually(lambda: leased(kube, "web", 3), timeout=10, interval=0.5)
     w = got["workload"]
@@ -119,7 +102,7 @@ def test_running_replicas_hold_leases_that_locate_shows(kube: Kubectl) -> None:
 
 
 def test_a_replica_whose_lease_stops_being_renewed_is_replaced(kube: Kubectl) -> None:
-    kube.run("apply", "-f", "-", input=DEPLOY.format(name="lapse", replicas=2))
+    kube.run("apply", "-f", "-", input=deployment("lapse", 2))
     before = eventually(lambda: leased(kube, "lapse", 2), timeout=15, interval=0.5)
     victim = before["placements"][0]
     (kube.dir / "lease-pause").write_text(f"default/{victim['pod']}\n")

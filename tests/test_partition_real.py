@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import KUBECTL, Kubectl, eventually
+from kube_helpers import KUBECTL, Kubectl, deployment, eventually
 from netns_lab import Lab, unavailable
 
 from hyperion.api import kubeconfig
@@ -63,23 +63,6 @@ EVICT_TIMEOUT_S = LOST_GRACE_S + 10.0
 CONVERGE_TIMEOUT_S = 20.0
 STABLE_S = 2.0  # a converged state must hold this long, untouched
 POLL_S = 0.2  # each poll runs kubectl a few times: polling faster starves the nodes
-
-DEPLOY = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers:
-      - name: main
-        image: busybox
-        command: ["sleep", "{mark}"]
-        resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}
-"""
 
 
 class NsKubectl(Kubectl):
@@ -259,7 +242,7 @@ class Workload:
         self.name = name
         self.mark = mark
         self.k1 = mesh.kubectl(1)
-        self.k1.run("apply", "-f", "-", input=DEPLOY.format(name=name, replicas=1, mark=mark))
+        self.k1.run("apply", "-f", "-", input=deployment(name, 1, sleep=mark))
 
     def replicas(self, k: Kubectl) -> dict[str, Replica]:
         items = k.json("get", "pods", "-l", f"app={self.name}")["items"]

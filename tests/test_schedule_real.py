@@ -12,28 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import KUBECTL, Kubectl, eventually, mesh
+from kube_helpers import KUBECTL, Kubectl, deployment, eventually, mesh
 
 pytestmark = pytest.mark.skipif(
     not Path(KUBECTL).exists(), reason=f"real kubectl is not installed at {KUBECTL}"
 )
-
-DEPLOY = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers:
-      - name: main
-        image: busybox
-        command: ["sleep", "300"]
-        resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +47,7 @@ def running(kube: Kubectl, selector: str, n: int, avoid: str = "") -> list[dict[
 
 
 def test_a_deployment_is_placed_and_runs(kube: Kubectl) -> None:
-    kube.run("apply", "-f", "-", input=DEPLOY.format(name="web", replicas=3))
+    kube.run("apply", "-f", "-", input=deployment("web", 3))
     out = kube.run("rollout", "status", "deployment/web", "--timeout=20s").stdout
     assert "successfully rolled out" in out
     ps = eventually(lambda: running(kube, "app=web", 3), timeout=10)
@@ -165,7 +148,7 @@ spec:
 
 
 def test_replicas_of_a_killed_node_run_elsewhere(kube: Kubectl) -> None:
-    kube.run("apply", "-f", "-", input=DEPLOY.format(name="heal", replicas=4))
+    kube.run("apply", "-f", "-", input=deployment("heal", 4))
     ps = eventually(lambda: running(kube, "app=heal", 4), timeout=15)
     on = [p["spec"]["nodeName"] for p in ps]
     victim = next((n for n in ("node-3", "node-2") if n in on), None)
