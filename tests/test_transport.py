@@ -235,6 +235,41 @@ def test_envelope_delivered_over_mutual_tls(pki: Pki) -> None:
     asyncio.run(main())
 
 
+def test_a_peer_that_comes_up_late_gets_what_is_sent_after(pki: Pki) -> None:
+    # A node started before its seed: the first stream fails at connect, the next
+    # call has failed before its first write (grpc raises InvalidStateError there).
+    # The link must keep retrying, not die with that error and stay dead.
+    server_key, client_key = NodeKey.generate(), NodeKey.generate()
+
+    async def main() -> None:
+        with socket.socket() as probe:  # a free port, nothing listening yet
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        addr = f"127.0.0.1:{port}"
+        inbox: list[Opened] = []
+        client_counters = Counters()
+        async with _transport(pki.node(client_key), client_counters) as transport:
+            for _ in range(6):  # as a join is retried while the seed is down
+                transport.send(addr, _seal(client_key, b"early"))
+                await asyncio.sleep(0.1)
+            assert client_counters.values.get("send_errors", 0) >= 1
+            server, _ = await start_server(
+                addr, CredentialStore(pki.node(server_key)), TD, Counters(), inbox.append
+            )
+            try:
+
+                async def resend_until_delivered() -> None:
+                    while not any(o.body == b"late" for o in inbox):
+                        transport.send(addr, _seal(client_key, b"late"))
+                        await asyncio.sleep(0.2)
+
+                await asyncio.wait_for(resend_until_delivered(), 15.0)
+            finally:
+                await server.stop(grace=None)
+
+    asyncio.run(main())
+
+
 def test_envelope_signed_by_another_node_is_rejected(pki: Pki) -> None:
     """Node B's connection may only carry B's envelopes, even if A's signature is valid."""
     server_key, key_a, key_b = NodeKey.generate(), NodeKey.generate(), NodeKey.generate()

@@ -196,7 +196,7 @@ class PeerLink:
 
     def send(self, env: wire_pb2.Envelope) -> bool:
         self.last_used = time.monotonic()
-        if self._task is None:
+        if self._task is None or self._task.done():  # a link never stays dead
             self._task = asyncio.get_running_loop().create_task(self._run())
         try:
             self._queue.put_nowait(env)
@@ -238,7 +238,8 @@ class PeerLink:
             except asyncio.CancelledError:
                 await channel.close(grace=None)
                 raise
-            except (grpc.aio.AioRpcError, grpc.aio.UsageError, OSError):
+            except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError, OSError):
+                # InvalidStateError: the call failed (peer unreachable) before our write
                 self._counters.inc("send_errors")
             await channel.close(grace=None)
             await asyncio.sleep(backoff.next(self._rng))
