@@ -389,6 +389,8 @@ def test_a_hyperion_workload_carries_its_policy_to_the_request_and_reports_place
     pods = sorted(cat.pods(), key=lambda p: p["metadata"]["name"])
     assert [p["metadata"]["name"] for p in pods] == ["infer-0", "infer-1"]
     req = request_of(pods[0])
+    # the replicas share their workload's id, so the scheduler spreads them
+    assert req.workload_id == request_of(pods[1]).workload_id == "default/hyperionworkload/infer"
     assert req.goal == "latency" and req.geographies == ("EU",) and req.prefer_spot
     assert req.cpu_millis == 500 and req.memory_bytes == 1 << 30
     assert str(req.version_range) == ">=0.2"

@@ -112,6 +112,17 @@ def _dict(x: object) -> dict[str, Any]:
     return x if isinstance(x, dict) else {}
 
 
+def workload_of(meta: Mapping[str, Any]) -> str:
+    """The workload a Pod is a replica of, ``namespace/kind/name`` of its controller
+    (replicas of one workload share it: the scheduler spreads them); a bare Pod is its
+    own workload, ``namespace/name``."""
+    ns = str(meta.get("namespace"))
+    for ref in meta.get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            return f"{ns}/{str(ref.get('kind')).lower()}/{ref.get('name')}"
+    return f"{ns}/{meta.get('name')}"
+
+
 def request_of(pod: Mapping[str, Any]) -> Request:
     """The placement request of a Pod; raises ValueError (SpecError) naming the field."""
     meta = _dict(pod.get("metadata"))
@@ -152,7 +163,7 @@ def request_of(pod: Mapping[str, Any]) -> Request:
     versions = cons.get("versions")
     try:
         return Request(
-            workload_id=str(meta.get("namespace")) + "/" + str(meta.get("name")),
+            workload_id=workload_of(meta),
             kind="batch" if spec.get("restartPolicy") in ("Never", "OnFailure") else "service",
             cpu_millis=cpu,
             memory_bytes=mem,
