@@ -13,6 +13,7 @@ import pytest
 from hyperion.api.nodes import rfc3339
 from hyperion.control.custodian import (
     LOST_GRACE_S,
+    MAX_TENDERS,
     POD,
     Custodian,
     Members,
@@ -438,3 +439,23 @@ def test_bad_resource_quantities_name_the_field(resources: dict[str, Any], messa
     }
     with pytest.raises(SpecError, match=message.replace("[", r"\[").replace(".", r"\.")):
         request_of(pod)
+
+
+def test_a_workload_tenders_a_bounded_number_of_replicas_at_once() -> None:
+    # kube's ReplicaSet slow start, in spirit: 40 replicas are not all tendered at once
+    cat = Cat()
+    cat.put("apps/deployments", deployment("big", replicas=40))
+    c = the_custodian("apps/deployments", "big", IDS)
+    step(c, cat, IDS)  # creates the 40 Pods
+    pods = cat.pods()
+    assert len(pods) == 40
+    members = Members({n: NAMES[n] for n in IDS}, {NAMES[n]: ("z", "aws:r") for n in IDS})
+    _, tenders = c.reconcile(cat.list, members, 1000.0, lambda k: False)
+    assert len(tenders) == MAX_TENDERS
+    busy = {(POD, "default", p["metadata"]["name"]) for p in pods[:10]}
+    _, tenders = c.reconcile(cat.list, members, 1000.0, lambda k: k in busy)
+    assert len(tenders) == MAX_TENDERS - 10 and not {t.key for t in tenders} & busy
+    for p in pods[:30]:
+        bind(cat, p, NAMES[IDS[0]])
+    _, tenders = c.reconcile(cat.list, members, 1000.0, lambda k: False)
+    assert len(tenders) == 10  # the rest, once the first are placed

@@ -42,8 +42,11 @@ What a custodian does, per workload kind:
   even split, or half the mesh gone for good) lost Pods are replaced but kept,
   uncounted, until their nodes are seen again.
 * **Tenders**: every unbound Pod whose custodian this node is, with the ``placed``
-  (node, zone, region) of its siblings for spreading. An ``Unschedulable`` result is
-  written as the Pod's ``PodScheduled=False`` condition and retried with backoff.
+  (node, zone, region) of its siblings for spreading, at most ``MAX_TENDERS`` of one
+  workload at a time (a 100-replica burst would otherwise swamp the bidders: windows
+  close on the few bids in time, and most replicas land on the tenderer itself). An
+  ``Unschedulable`` result is written as the Pod's ``PodScheduled=False`` condition
+  and retried with backoff.
 * **Status**: ``replicas``, ``readyReplicas``, ``availableReplicas``,
   ``updatedReplicas``, ``observedGeneration`` and conditions, as ``kubectl rollout
   status`` / ``wait`` read them; HyperionWorkloads add ``placements`` (node, cloud,
@@ -78,6 +81,7 @@ DEFAULT_BACKOFF_LIMIT = 6
 # Pods of a node out of the view are deleted no sooner: a false death is refuted within
 # about a second (Kubernetes waits 300 s, the not-ready/unreachable tolerationSeconds).
 LOST_GRACE_S = 5.0
+MAX_TENDERS = 16  # a workload's replicas being placed at once (the rest wait their turn)
 
 Key = tuple[str, str, str]
 Obj = dict[str, Any]
@@ -214,6 +218,7 @@ class Custodian:
         retry_s: float = 2.0,
         max_retry_s: float = 30.0,
         lost_grace_s: float = LOST_GRACE_S,
+        max_tenders: int = MAX_TENDERS,
     ) -> None:
         self.node_id = node_id
         self.node_name = node_name
@@ -222,6 +227,7 @@ class Custodian:
         self._retry_s = retry_s
         self._max_retry_s = max_retry_s
         self.lost_grace_s = lost_grace_s
+        self.max_tenders = max_tenders
         self.unschedulable: dict[Key, tuple[float, int]] = {}  # pod -> (retry at, tries)
         self.counters: dict[str, int] = {}
         # The workloads this node is custodian of, as of the last reconcile (the driver
@@ -309,8 +315,14 @@ class Custodian:
                 mine = by_owner.get(str(m.get("uid")), [])
                 custodied[(resource, ns, name)] = Custodied(resource, w, tuple(mine))
                 self._workload(resource, w, mine, members, now, writes)
+                # like the ReplicaSet controller's slow start: a bounded number of a
+                # workload's replicas are tendered at once, so a burst of bids does not
+                # swamp the bidders and spreading sees the ones placed before
+                budget = self.max_tenders - sum(1 for p in mine if tendering(_key(p)))
                 for p in mine:
-                    self._maybe_tender(p, mine, members, now, tendering, tenders)
+                    if budget <= 0:
+                        break
+                    budget -= self._maybe_tender(p, mine, members, now, tendering, tenders)
         for p in pods:
             m = _meta(p)
             ns, name = str(m.get("namespace")), str(m.get("name"))
@@ -332,16 +344,17 @@ class Custodian:
         now: float,
         tendering: Callable[[Key], bool],
         out: list[TenderPod],
-    ) -> None:
+    ) -> bool:
+        """Tender ``pod`` if it is unbound and not being placed; True if it was."""
         m = _meta(pod)
         if _spec(pod).get("nodeName") or m.get("deletionTimestamp"):
-            return
+            return False
         key = (POD, str(m.get("namespace")), str(m.get("name")))
         if tendering(key):
-            return
+            return False
         wait = self.unschedulable.get(key)
         if wait is not None and wait[0] > now:
-            return
+            return False
         placed = []
         for s in siblings:
             node = _spec(s).get("nodeName")
@@ -349,6 +362,7 @@ class Custodian:
                 zone, region = members.topology.get(str(node), ("", ""))
                 placed.append((str(node), zone, region))
         out.append(TenderPod(key, pod, tuple(placed)))
+        return True
 
     def unplaced(self, key: Key, now: float) -> float:
         """Record an Unschedulable result for ``key``; returns when it is retried."""
