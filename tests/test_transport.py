@@ -28,6 +28,7 @@ from hyperion.identity.keys import NodeKey
 from hyperion.identity.spiffe import node_spiffe_id, user_spiffe_id
 from hyperion.identity.tokens import create_token
 from hyperion.net import wire_pb2, wire_pb2_grpc
+from hyperion.net.driver import CoreDriver
 from hyperion.net.envelope import NONCE_BYTES, Opened, seal
 from hyperion.net.transport import (
     GRPC_OPTIONS,
@@ -577,3 +578,42 @@ def test_short_lived_svid_is_not_renewed_before_half_life(tmp_path: Path) -> Non
     # validity window (which would make any SVID shorter than 60 s due at once).
     assert 1.5 < first.renew_at - time.time() <= 2.0
     assert obtain_svid(opts, key, ca).cert_pem == first.cert_pem  # reused, not re-issued
+
+
+class _BusyCore:
+    """A core that handles everything with no effects; its next tick is always 10 s
+    away (so the driver waits for a message with a timeout)."""
+
+    def handle(self, msg: object, now: float) -> list[object]:
+        return []
+
+    def tick(self, now: float) -> list[object]:
+        return []
+
+    def next_deadline(self) -> float | None:
+        return time.monotonic() + 10.0
+
+
+def test_the_driver_loop_ends_when_cancelled_under_a_steady_stream() -> None:
+    # On Python 3.11, asyncio.wait_for hands back a message that arrives together with a
+    # cancellation and swallows the cancellation: the loop ran on and a node never
+    # stopped on SIGTERM while peers kept sending (seen in CI).
+    async def main() -> None:
+        driver = CoreDriver(_BusyCore(), NodeKey.generate(), None, Counters())  # type: ignore[arg-type]
+
+        async def feed() -> None:
+            while True:
+                with contextlib.suppress(asyncio.QueueFull):
+                    driver._inbound.put_nowait(object())
+                await asyncio.sleep(0)
+
+        for _ in range(20):
+            feeder = asyncio.create_task(feed())
+            run = asyncio.create_task(driver.run())
+            await asyncio.sleep(0.005)
+            run.cancel()
+            done, _ = await asyncio.wait([run], timeout=1.0)
+            feeder.cancel()
+            assert done, "the driver loop swallowed its cancellation"
+
+    asyncio.run(main())

@@ -832,7 +832,8 @@ class ApiServer:
                 break
             event = self.ctx.mesh_changed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(left, 5.0))
+                async with asyncio.timeout(min(left, 5.0)):
+                    await event.wait()
         with contextlib.suppress(ConnectionResetError):
             await resp.write_eof()
         return resp

@@ -99,7 +99,8 @@ class ObjectStore:
         while self.catalog.rv <= rv:
             event = self._changed
             try:
-                await asyncio.wait_for(event.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await event.wait()
             except TimeoutError:
                 return self.catalog.rv > rv
         return True

@@ -131,7 +131,8 @@ class DhtClient:
         self._waiting[lid] = fut
         try:
             self.execute(fx)  # a record held here ends the lookup at once
-            return await asyncio.wait_for(fut, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await fut
         finally:
             self._waiting.pop(lid, None)
 
@@ -252,7 +253,8 @@ class ControlDriver:
     async def _reconcile_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), RESYNC_S)
+                async with asyncio.timeout(RESYNC_S):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.reconcile()

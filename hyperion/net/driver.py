@@ -88,7 +88,11 @@ class CoreDriver:
             if inbound.empty():
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 with contextlib.suppress(TimeoutError):
-                    msg = await asyncio.wait_for(inbound.get(), timeout)
+                    # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns the
+                    # message when it and a cancellation arrive together, swallowing the
+                    # cancellation, and this loop (so the node's shutdown) never ends
+                    async with asyncio.timeout(timeout):
+                        msg = await inbound.get()
             else:
                 msg = inbound.get_nowait()
             now = time.monotonic()

@@ -320,7 +320,8 @@ class ProcessRuntime:
     async def _pause(self, slot: _Slot, delay_s: float) -> None:
         """Sleep ``delay_s`` unless stopped first."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(slot.stop.wait(), delay_s)
+            async with asyncio.timeout(delay_s):
+                await slot.stop.wait()
 
     def _backoff_s(self, failures: int) -> float:
         return min(self.backoff_cap_s, self.backoff_base_s * 2.0 ** min(failures, 32))
