@@ -94,7 +94,10 @@ def terminated(rec: Recorder, i: int = 0) -> Callable[[], bool]:
 
 def test_env_working_dir_args_and_logs(tmp_path: Path) -> None:
     wd = tmp_path / "elsewhere"
-    script = 'echo "$HYPERION_POD_NAME $HYPERION_POD_NAMESPACE $GREETING $HOME"; pwd; echo "$@"'
+    script = (
+        'echo "$HOSTNAME $HYPERION_POD_NAME $HYPERION_POD_NAMESPACE $GREETING $HOME"; '
+        'pwd; echo "$@"'
+    )
     pod = make_pod(
         tmp_path,
         {
@@ -119,7 +122,7 @@ def test_env_working_dir_args_and_logs(tmp_path: Path) -> None:
         assert a.finished_at >= a.started_at
         log_a = pod.log_path("a").read_text().splitlines()
         assert log_a == [
-            f"web team hello {pod.dir}",
+            f"web web team hello {pod.dir}",
             str(pod.dir / "a"),
             "one two words hello",
         ]

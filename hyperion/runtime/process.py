@@ -274,11 +274,13 @@ class ProcessRuntime:
     def _container_env(
         self, pod: PodSpec, c: ContainerSpec, ports: tuple[Port, ...]
     ) -> dict[str, str]:
-        """The container's environment (for subclasses too): base PATH and HOME, the
-        pod's identity, ``PORT``/``HYPERION_PORT_<NAME>``, then the spec's ``env``."""
+        """The container's environment (for subclasses too): base PATH and HOME,
+        ``HOSTNAME`` (the pod's name, as in a Kubernetes container), the pod's identity,
+        ``PORT``/``HYPERION_PORT_<NAME>``, then the spec's ``env``."""
         env = {
             "PATH": os.environ.get("PATH") or DEFAULT_PATH,
             "HOME": str(pod.dir),
+            "HOSTNAME": pod.name,
             "HYPERION_POD_NAME": pod.name,
             "HYPERION_POD_NAMESPACE": pod.namespace,
             "HYPERION_POD_UID": pod.uid,
