@@ -511,7 +511,13 @@ class Node:
             host = "127.0.0.1"
         self.addr = f"{host}:{port}"
         now = time.monotonic()
-        scheduler = Scheduler(self.key.node_id, policy=self.policy, rng=random.Random())
+        wall_offset = time.time() - now  # the mesh clock: DHT expiry, tender deadlines
+        scheduler = Scheduler(
+            self.key.node_id,
+            policy=self.policy,
+            rng=random.Random(),
+            clock_offset=wall_offset,
+        )
         self.core = MeshNode(
             self.key.node_id,
             self.addr,
@@ -525,7 +531,7 @@ class Node:
             decode_record=codec.decode_record,
             rng=random.Random(),
             now=now,
-            wall_offset=time.time() - now,
+            wall_offset=wall_offset,
             swim=PROFILES[self.opts.profile],
             pubsub=PubSubConfig.for_version(self.opts.wire_version),
             rv_start=int(time.time() * 1000) * 1000,

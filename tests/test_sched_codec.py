@@ -170,6 +170,14 @@ def test_a_bid_for_another_node_decodes_for_the_core_to_count_as_forged() -> Non
     assert back.candidate.node_id != back.src
 
 
+def test_a_tender_deadline_travels_and_none_is_infinite() -> None:
+    r = Request(workload_id="w")
+    back = codec.decode(codec.encode(Tender("t", "ab" * 20, "ns/p", r, 1_795_550_000.25)))
+    assert isinstance(back, Tender) and back.deadline == 1_795_550_000.25
+    back = codec.decode(codec.encode(Tender("t", "ab" * 20, "ns/p", r)))
+    assert isinstance(back, Tender) and back.deadline == float("inf")
+
+
 def test_optional_fields_keep_none_apart_from_empty() -> None:
     r = Request(workload_id="w", gpus=1, gpu_model="", data_locality=":")
     back = codec.decode(codec.encode(Tender("t", "ab" * 20, "ns/p", r)))
@@ -379,6 +387,9 @@ MANY = codec.MAX_SCHED_ITEMS + 1
         ),
         pytest.param(_bid(candidate=_cand(software_version="1" * 200)), id="long-version"),
         pytest.param(_bid(candidate=_cand(region="r" * 400)), id="long-region"),
+        pytest.param(_tender(deadline=float("nan")), id="nan-deadline"),
+        pytest.param(_tender(deadline=float("inf")), id="infinite-deadline"),
+        pytest.param(_tender(deadline=-1.0), id="negative-deadline"),
     ],
 )
 def test_malformed_scheduler_messages_are_rejected(body: bytes) -> None:

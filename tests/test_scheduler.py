@@ -339,6 +339,20 @@ def test_a_tender_for_a_pod_already_held_bids_with_its_share() -> None:
     assert isinstance(e, Send) and isinstance(e.msg, Bid) and e.msg.candidate is not None
 
 
+def test_a_tender_past_its_deadline_gets_no_bid() -> None:
+    # the tenderer's window has closed: a bid would only cost both sides work (an
+    # overloaded bidder working through a backlog of tenders skips the stale ones)
+    sch = Scheduler("n0", policy=RulesPolicy(), rng=random.Random(0), clock_offset=1000.0)
+    sch.set_self(node(0))
+    late = Tender("t", "x", "default/p", req(), deadline=1000.5)  # on the mesh clock
+    assert sch.handle(late, 1.4) != []  # within the 1 s allowance for clock skew
+    assert sch.handle(late, 1.6) == [] and sch.counters["tenders_expired"] == 1
+    net = Net([node(i) for i in range(3)])
+    tid = net.tender("n1", "default/q", req())
+    sent = [m for m in net.sent if isinstance(m, Tender) and m.tender_id == tid]
+    assert sent and all(m.deadline == net.now + 0.5 for m in sent)  # the bid window
+
+
 def test_forged_bids_are_dropped() -> None:
     net = Net([node(i) for i in range(2)])
     sch = net.s["n1"]

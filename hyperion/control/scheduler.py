@@ -38,6 +38,7 @@ Pure: no I/O, no clocks (``now`` is passed in), randomness from the injected RNG
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class SchedulerConfig:
     explain_limit: int = 1_000  # snapshots examined to word an impossible replica
     sample_tries: int = 8  # random draws per wanted bidder before giving up
     sibling_memory_s: float = 30.0  # placements remembered for spreading later siblings
+    clock_skew_s: float = 1.0  # a tender is answered until its deadline plus this
 
 
 # ------------------------------------------------------------------ messages
@@ -71,6 +73,7 @@ class Tender:
     src: str
     pod: str  # "namespace/name": what an award binds
     request: Request
+    deadline: float = math.inf  # bid by then, on the mesh clock (``clock_offset``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +250,7 @@ class Scheduler:
         "_open",
         "_by_pod",
         "_siblings",
+        "_offset",
         "_seq",
         "_local",
         "counters",
@@ -260,7 +264,11 @@ class Scheduler:
         rng: random.Random,
         config: SchedulerConfig | None = None,
         view: NodeView | None = None,
+        clock_offset: float = 0.0,
     ) -> None:
+        """``clock_offset``: ``now + clock_offset`` is the mesh clock (wall time on a
+        real node, where ``now`` is monotonic; 0 in the simulator), on which tender
+        deadlines are compared across nodes."""
         self.node_id = node_id
         self.policy = policy
         self.config = config or SchedulerConfig()
@@ -277,6 +285,7 @@ class Scheduler:
         self._by_pod: dict[str, str] = {}  # pod -> its open tender id
         # workload id -> pod -> (when, node, zone, region) of the replicas placed here
         self._siblings: dict[str, dict[str, tuple[float, str, str, str]]] = {}
+        self._offset = clock_offset
         self._seq = 0
         self._local: list[object] = []  # messages to ourselves, delivered in-call
         self.counters: dict[str, int] = {}
@@ -430,7 +439,7 @@ class Scheduler:
         t.bids = {}
         t.declines = {}
         t.deadline = now + c.window_s
-        msg = Tender(t.tender_id, self.node_id, t.pod, t.request)
+        msg = Tender(t.tender_id, self.node_id, t.pod, t.request, t.deadline + self._offset)
         for nid in chosen:
             t.asked[nid] = now
             out.append(self._send(nid, msg))
@@ -636,6 +645,9 @@ class Scheduler:
     # ------------------------------------------------------------- bidding
 
     def _on_tender(self, m: Tender, now: float, out: list[Effect]) -> None:
+        if now + self._offset > m.deadline + self.config.clock_skew_s:
+            self._inc("tenders_expired")  # its window has closed: a bid would be wasted
+            return
         snap = self.snapshot()
         if snap is None:
             out.append(self._send(m.src, Bid(m.tender_id, self.node_id, None, "not bidding")))

@@ -646,6 +646,7 @@ def _encode_sched(msg: object, m: wire_pb2.MeshMessage) -> bool:
                 tender_id=msg.tender_id,
                 pod=msg.pod,
                 request=_sched_request_pb(msg.request),
+                deadline=msg.deadline if math.isfinite(msg.deadline) else 0.0,
             )
         )
     elif isinstance(msg, sched.Bid):
@@ -699,8 +700,12 @@ def _decode_sched(kind: str, m: wire_pb2.MeshMessage) -> object:
     if kind in ("sched_tender", "sched_award"):
         if not x.HasField("request"):
             raise WireError(f"{kind.removeprefix('sched_')} without a request")
-        cls = sched.Tender if kind == "sched_tender" else sched.Award
-        return cls(tid, src, pod, _sched_request(x.request))
+        if kind == "sched_award":
+            return sched.Award(tid, src, pod, _sched_request(x.request))
+        if not (math.isfinite(x.deadline) and x.deadline >= 0):
+            raise WireError("tender deadline must be a finite time")
+        deadline = x.deadline or math.inf
+        return sched.Tender(tid, src, pod, _sched_request(x.request), deadline)
     if kind == "sched_award_reply":
         return sched.AwardReply(
             tid, src, pod, x.accepted, _text(x.reason, MAX_REASON_CHARS, "reason")

@@ -523,16 +523,18 @@ class SchedCandidate(_message.Message):
     def __init__(self, node_id: _Optional[bytes] = ..., cloud: _Optional[str] = ..., region: _Optional[str] = ..., zone: _Optional[str] = ..., geography: _Optional[str] = ..., price_per_hour: _Optional[float] = ..., spot: _Optional[bool] = ..., interruption_band: _Optional[int] = ..., rtt_ms: _Optional[_Mapping[str, float]] = ..., cpu_millis: _Optional[int] = ..., cpu_millis_free: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., gpus: _Optional[int] = ..., gpus_free: _Optional[int] = ..., gpu_model: _Optional[str] = ..., load: _Optional[float] = ..., reliability: _Optional[float] = ..., software_version: _Optional[str] = ..., protocol_versions: _Optional[_Iterable[int]] = ..., labels: _Optional[_Mapping[str, str]] = ..., edge: _Optional[bool] = ..., speed: _Optional[float] = ..., replicas_on_node: _Optional[int] = ..., replicas_in_zone: _Optional[int] = ..., replicas_in_region: _Optional[int] = ...) -> None: ...
 
 class SchedTender(_message.Message):
-    __slots__ = ("src", "tender_id", "pod", "request")
+    __slots__ = ("src", "tender_id", "pod", "request", "deadline")
     SRC_FIELD_NUMBER: _ClassVar[int]
     TENDER_ID_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
     src: bytes
     tender_id: str
     pod: str
     request: SchedRequest
-    def __init__(self, src: _Optional[bytes] = ..., tender_id: _Optional[str] = ..., pod: _Optional[str] = ..., request: _Optional[_Union[SchedRequest, _Mapping]] = ...) -> None: ...
+    deadline: float
+    def __init__(self, src: _Optional[bytes] = ..., tender_id: _Optional[str] = ..., pod: _Optional[str] = ..., request: _Optional[_Union[SchedRequest, _Mapping]] = ..., deadline: _Optional[float] = ...) -> None: ...
 
 class SchedBid(_message.Message):
     __slots__ = ("src", "tender_id", "candidate", "reason", "resolvable")
