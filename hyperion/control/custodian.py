@@ -178,11 +178,22 @@ def _count(spec: Obj, field: str, default: int) -> int:
     return default if v is None else int(v)
 
 
-def owner_uid(pod: Obj) -> str | None:
-    for ref in _meta(pod).get("ownerReferences") or []:
+def controller_ref(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``ownerReferences`` entry of an object's controller (None: it has none)."""
+    for ref in meta.get("ownerReferences") or []:
         if isinstance(ref, dict) and ref.get("controller"):
-            return str(ref.get("uid"))
+            return ref
     return None
+
+
+def owner_uid(pod: Obj) -> str | None:
+    ref = controller_ref(_meta(pod))
+    return None if ref is None else str(ref.get("uid"))
+
+
+def desired_replicas(resource: str, w: Obj) -> int:
+    """Replicas a workload runs at once: ``parallelism`` for a Job, else ``replicas``."""
+    return _count(_spec(w), "parallelism" if resource == "batch/jobs" else "replicas", 1)
 
 
 def pod_ready(pod: Obj) -> bool:
@@ -385,7 +396,7 @@ class Custodian:
             self._job(w, pods, members, now, out)
             return
         spec = _spec(w)
-        desired = _count(spec, "replicas", 1)
+        desired = desired_replicas(resource, w)
         template = _dict(spec.get("template"))
         indexed = resource != "apps/deployments"
         thash = template_hash(template)
@@ -602,7 +613,7 @@ class Custodian:
     def _job(self, w: Obj, pods: list[Obj], members: Members, now: float, out: list[Write]) -> None:
         spec = _spec(w)
         completions = int(spec.get("completions") or 1)
-        parallelism = _count(spec, "parallelism", 1)
+        parallelism = desired_replicas("batch/jobs", w)
         backoff = _count(spec, "backoffLimit", DEFAULT_BACKOFF_LIMIT)
         template = _dict(spec.get("template"))
         old = _status(w)

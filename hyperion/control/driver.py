@@ -64,6 +64,7 @@ from hyperion.control.custodian import (
     Members,
     Write,
     condition,
+    desired_replicas,
     pod_phase,
     pod_ready,
 )
@@ -480,9 +481,8 @@ class ControlDriver:
         self._published = keep  # custody moved or workload deleted: its record expires
 
     def _workload_value(self, c: Custodied, ids: dict[str, str]) -> leases.Workload:
-        m, spec = c.workload.get("metadata") or {}, c.workload.get("spec") or {}
-        count = spec.get("parallelism" if c.resource == "batch/jobs" else "replicas")
-        desired = 1 if count is None else int(count)
+        m = c.workload.get("metadata") or {}
+        desired = desired_replicas(c.resource, c.workload)
         placed = []
         for p in sorted(c.pods, key=lambda p: str((p.get("metadata") or {}).get("name"))):
             pm, node = p.get("metadata") or {}, (p.get("spec") or {}).get("nodeName")

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from hyperion.control.custodian import POLICY_ANNOTATION
+from hyperion.control.custodian import POLICY_ANNOTATION, controller_ref
 from hyperion.mesh.records import (
     CLOUD,
     EDGE,
@@ -117,9 +117,9 @@ def workload_of(meta: Mapping[str, Any]) -> str:
     (replicas of one workload share it: the scheduler spreads them); a bare Pod is its
     own workload, ``namespace/name``."""
     ns = str(meta.get("namespace"))
-    for ref in meta.get("ownerReferences") or []:
-        if isinstance(ref, dict) and ref.get("controller"):
-            return f"{ns}/{str(ref.get('kind')).lower()}/{ref.get('name')}"
+    ref = controller_ref(meta)
+    if ref is not None:
+        return f"{ns}/{str(ref.get('kind')).lower()}/{ref.get('name')}"
     return f"{ns}/{meta.get('name')}"
 
 

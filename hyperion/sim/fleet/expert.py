@@ -27,7 +27,7 @@ from hyperion.policy.rl import observation, shortlist
 from hyperion.sim.fleet import scenario as scenarios
 from hyperion.sim.fleet import seeds
 from hyperion.sim.fleet.baselines import SkyPilotLikePolicy
-from hyperion.sim.fleet.run import FleetSim, RunMetrics
+from hyperion.sim.fleet.run import RunMetrics, run
 
 MAX_SEARCHED_DECISIONS = 12  # re-tenders late in a storm run are left to the start policy
 
@@ -79,15 +79,7 @@ class _Scripted:
 
 def _run(sc: scenarios.Scenario, override: dict[int, str]) -> tuple[RunMetrics, _Scripted]:
     pol = _Scripted(override)
-    sim = FleetSim(sc)
-    seen = 0
-    while (p := sim.next_decision()) is not None:
-        regions = sim.st.preempted_regions
-        for wid, region in regions[seen:]:
-            pol.observe_preemption(wid, region)
-        seen = len(regions)
-        sim.apply(pol.choose(p.request, p.candidates, p.tender_id))
-    return sim.finish(), pol
+    return run(sc, pol), pol
 
 
 @dataclass(frozen=True, slots=True)
