@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,6 +151,78 @@ def test_behaviour_cloning_dataset_is_training_only_and_matches_the_teacher() ->
     obs, mask, act = clone_dataset("skypilot-like", range(10, 13))
     assert obs.shape[0] == mask.shape[0] == act.shape[0] > 0
     assert mask[np.arange(act.size), act].all()  # the teacher's pick is never masked
+
+
+def test_redraw_keeps_the_world_and_redraws_its_chance() -> None:
+    sc = scenario.make(6)  # a storm scenario: many spot nodes are reclaimed within the hour
+    a, b = scenario.redraw(sc, 1), scenario.redraw(sc, 2)
+    assert _same_draws(scenario.redraw(sc, 1), a)  # deterministic
+    for w in (a, b):
+        assert (w.service, w.batch, w.family) == (sc.service, sc.batch, sc.family)
+        assert np.array_equal(w.metro_weights, sc.metro_weights)
+        assert len(w.nodes) == len(sc.nodes)
+        for n, m in zip(sc.nodes, w.nodes, strict=True):
+            assert n == replace(m, reclaim_s=n.reclaim_s)  # only the reclamation moves
+            assert math.isinf(m.reclaim_s) == math.isinf(n.reclaim_s)
+    assert not _same_draws(a, b) and not _same_draws(a, sc)
+    assert [n.reclaim_s for n in a.nodes] != [n.reclaim_s for n in sc.nodes]
+    with pytest.raises(ValueError):
+        scenario.redraw(sc, 0)
+
+
+def _same_draws(x: scenario.Scenario, y: scenario.Scenario) -> bool:
+    return (
+        [n.reclaim_s for n in x.nodes] == [n.reclaim_s for n in y.nodes]
+        and np.array_equal(x.arrivals_s, y.arrivals_s)
+        and np.array_equal(x.request_metro, y.request_metro)
+        and np.array_equal(x.request_jitter, y.request_jitter)
+    )
+
+
+def test_search_teacher_over_several_worlds_scores_the_mean() -> None:
+    from hyperion.sim.fleet.expert import search
+    from hyperion.sim.fleet.run import run
+
+    seed = 25  # three replicas: a short search
+    r = search(seed, worlds=2)
+    sc = scenario.make(seed)
+    worlds = (sc, scenario.redraw(sc, 1))
+    start = np.mean([run(w, make_policy("skypilot-like")).reward for w in worlds])
+    assert r.start_reward == pytest.approx(start)
+    assert r.best_reward >= r.start_reward
+    assert r.samples and r.runs > 2 * len(r.samples)
+    with pytest.raises(ValueError):
+        search(seed, worlds=0)
+
+
+def test_cloning_data_round_trips_and_a_bad_file_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sb3_contrib")
+    from hyperion.sim.fleet.train import clone_dataset, load_dataset, save_dataset
+
+    data_ = clone_dataset("skypilot-like", range(10, 12))
+    path = tmp_path / "d.npz"
+    save_dataset(path, data_, {"search_best_reward": 1.5})
+    back, summary = load_dataset(path)
+    assert summary == {"search_best_reward": 1.5}
+    for x, y in zip(data_, back, strict=True):
+        assert np.array_equal(x, y)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a numpy file")
+    masked = data_[1].copy()
+    masked[np.arange(data_[2].size), data_[2]] = False
+    for variant in (
+        (data_[0][:, :10], data_[1], data_[2]),  # another observation layout
+        (data_[0], masked, data_[2]),  # the teacher picked a masked bid
+        (data_[0], data_[1], data_[2] + 64),  # out of range
+    ):
+        save_dataset(bad.with_suffix(".x.npz"), variant, {})
+        with pytest.raises(ValueError):
+            load_dataset(bad.with_suffix(".x.npz"))
+    with pytest.raises(ValueError):
+        load_dataset(bad)
+    with pytest.raises(ValueError):
+        load_dataset(tmp_path / "missing.npz")
 
 
 def test_search_teacher_runs_on_training_seeds_and_never_does_worse() -> None:

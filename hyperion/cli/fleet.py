@@ -161,6 +161,18 @@ def policy_train(
     clone_epochs: Annotated[
         int, typer.Option("--clone-epochs", help="Behaviour-cloning passes over the data.")
     ] = 60,
+    teacher_worlds: Annotated[
+        int,
+        typer.Option(
+            "--teacher-worlds",
+            help="Draws of each scenario's chance the search teacher scores a choice on "
+            "(1: the scenario's own, clairvoyant).",
+        ),
+    ] = 1,
+    clone_data: Annotated[
+        Path | None,
+        typer.Option("--clone-data", help="Reuse a search dataset (OUT.clone.npz of a run)."),
+    ] = None,
     n_val: Annotated[
         int, typer.Option("--validation-scenarios", help="Validation seeds per checkpoint.")
     ] = 100,
@@ -179,23 +191,31 @@ def policy_train(
     teachers = ("search", "none", "static", "k8s-default", "greedy-cost", "skypilot-like", "rules")
     if clone not in teachers:
         raise _error(f"--clone must be one of {', '.join(teachers)}")
-    if min(clone_scenarios, jobs, clone_epochs, n_val) <= 0:
+    if min(clone_scenarios, jobs, clone_epochs, n_val, teacher_worlds) <= 0:
         raise _error(
-            "--clone-scenarios, --jobs, --clone-epochs and --validation-scenarios must be positive"
+            "--clone-scenarios, --jobs, --clone-epochs, --teacher-worlds and "
+            "--validation-scenarios must be positive"
         )
+    if clone_data is not None and (clone != "search" or not clone_data.is_file()):
+        raise _error("--clone-data needs --clone search and an existing file")
     if baseline not in ("none", "difference", "ratio"):
         raise _error("--baseline must be none, difference or ratio")
     if steps == 0 and clone == "none":
         raise _error("nothing to train: --steps 0 and --clone none")
     try:
         # by name, so that type checkers without the rl extra do not follow it
-        train = importlib.import_module("hyperion.sim.fleet.train").train
+        trainer = importlib.import_module("hyperion.sim.fleet.train")
     except ImportError as e:
         raise _error(
             f"training needs the rl extra ({e.name} is missing): pip install torch==2.13.0 "
             "--index-url https://download.pytorch.org/whl/cpu, then pip install 'hyperion[rl]'"
         ) from None
-    summary = train(
+    if clone_data is not None:
+        try:
+            trainer.load_dataset(clone_data)
+        except ValueError as e:
+            raise _error(str(e)) from None
+    summary = trainer.train(
         steps,
         seed,
         out,
@@ -204,6 +224,8 @@ def policy_train(
         clone_scenarios=clone_scenarios,
         jobs=jobs,
         clone_epochs=clone_epochs,
+        teacher_worlds=teacher_worlds,
+        clone_data=clone_data,
         n_val=n_val,
         baseline=baseline,
     )

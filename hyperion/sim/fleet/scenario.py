@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -493,6 +493,40 @@ def make(seed: int) -> Scenario:
         request_jitter=rng.lognormal(0.0, 0.25, size=n),
         hazard_multiplier=mult,
         background_source="uniform" if pods is None else "alibaba",
+    )
+
+
+def redraw(scenario: Scenario, k: int) -> Scenario:
+    """Another world of the same scenario: the same fleet, background load, users and
+    workloads, with fresh draws (``k`` >= 1) of everything left to chance: when each
+    spot node is reclaimed, the arrival pattern, which metro sends each request,
+    routing and service-time jitter. A teacher that plans against several worlds plans
+    for what a policy can know, not for one world's luck (module ``expert``)."""
+    if k < 1:
+        raise ValueError("world 0 is the scenario itself; redraws are numbered from 1")
+    rng = np.random.default_rng([scenario.seed, 11, k])
+    nodes = tuple(
+        n
+        if n.band is None
+        else replace(
+            n,
+            reclaim_s=float(
+                rng.exponential(1.0 / hazard_per_s(n.band, scenario.hazard_multiplier))
+            ),
+        )
+        for n in scenario.nodes
+    )
+    arrivals = _arrivals(rng, scenario.service.rate_rps)
+    n = arrivals.size
+    return replace(
+        scenario,
+        nodes=nodes,
+        arrivals_s=arrivals,
+        request_metro=rng.choice(len(METRO_NAMES), size=n, p=scenario.metro_weights).astype(
+            np.int64
+        ),
+        request_u=rng.random(n),
+        request_jitter=rng.lognormal(0.0, 0.25, size=n),
     )
 
 

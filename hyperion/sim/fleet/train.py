@@ -170,21 +170,27 @@ class _Checkpoints(BaseCallback):
 Dataset = tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.int64]]
 
 
-def search_dataset(scenario_seeds: range, jobs: int = 1) -> tuple[Dataset, dict[str, float]]:
-    """The search teacher's best trajectories (module ``expert``) on ``scenario_seeds``
-    (training seeds), in ``jobs`` processes; and a summary of what the search found."""
+def search_dataset(
+    scenario_seeds: range, jobs: int = 1, worlds: int = 1
+) -> tuple[Dataset, dict[str, float]]:
+    """The search teacher's best trajectories (module ``expert``, scoring choices on
+    ``worlds`` draws of each scenario's chance) on ``scenario_seeds`` (training seeds),
+    in ``jobs`` processes; and a summary of what the search found."""
+    import functools
+
     from hyperion.sim.fleet.expert import SearchResult, search
 
     if scenario_seeds.start < seeds.TRAIN.start or scenario_seeds.stop > seeds.TRAIN.stop:
         raise ValueError("behaviour cloning draws training seeds only")
+    teacher = functools.partial(search, worlds=worlds)
     results: list[SearchResult]
     if jobs > 1:
         import multiprocessing
 
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            results = pool.map(search, scenario_seeds, chunksize=4)
+            results = pool.map(teacher, scenario_seeds, chunksize=4)
     else:
-        results = [search(s) for s in scenario_seeds]
+        results = [teacher(s) for s in scenario_seeds]
     samples = [x for r in results for x in r.samples]
     data = (
         np.stack([x[0] for x in samples]),
@@ -197,6 +203,43 @@ def search_dataset(scenario_seeds: range, jobs: int = 1) -> tuple[Dataset, dict[
         "search_runs": int(sum(r.runs for r in results)),
     }
     return data, summary
+
+
+def save_dataset(path: Path, data: Dataset, summary: dict[str, float]) -> None:
+    """Write a behaviour-cloning dataset (and what the teacher found) for reuse."""
+    np.savez_compressed(
+        path,
+        obs=data[0],
+        mask=data[1],
+        act=data[2],
+        features_version=np.int64(FEATURES_VERSION),
+        summary=np.asarray(json.dumps(summary)),
+    )
+
+
+def load_dataset(path: Path) -> tuple[Dataset, dict[str, float]]:
+    """Read a dataset written by ``save_dataset``; ValueError if it is not one, or was
+    made for another observation layout."""
+    width = CTX_DIM + MAX_CANDIDATES * CAND_DIM
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            version = int(z["features_version"])
+            obs = z["obs"].astype(np.float32)
+            mask = z["mask"].astype(np.bool_)
+            act = z["act"].astype(np.int64)
+            summary = json.loads(str(z["summary"]))
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"cannot read cloning data {path}: {e}") from e
+    if version != FEATURES_VERSION:
+        raise ValueError(f"{path}: feature layout {version}, this code uses {FEATURES_VERSION}")
+    n = act.shape[0] if act.ndim == 1 else -1
+    if obs.shape != (n, width) or mask.shape != (n, MAX_CANDIDATES) or n <= 0:
+        raise ValueError(f"{path}: arrays do not have the observation's shapes")
+    if (act < 0).any() or (act >= MAX_CANDIDATES).any() or not mask[np.arange(n), act].all():
+        raise ValueError(f"{path}: a teacher's choice is out of range or masked")
+    if not isinstance(summary, dict):
+        raise ValueError(f"{path}: summary is not an object")
+    return (obs, mask, act), summary
 
 
 def clone_dataset(teacher: str, scenario_seeds: range) -> Dataset:
@@ -280,13 +323,18 @@ def train(
     ent_coef: float = 0.0,
     jobs: int = 1,
     clone_epochs: int = 60,
+    teacher_worlds: int = 1,
+    clone_data: Path | None = None,
 ) -> dict[str, Any]:
     """Train, keep the best validation checkpoint at ``out``; return a summary.
 
     With ``clone``, the actor is first fitted to a teacher's choices on
     ``clone_scenarios`` training seeds (behaviour cloning): a heuristic's name, or
     ``search`` for the search teacher's best trajectories (module ``expert``, in
-    ``jobs`` processes). The clone is checkpointed (step 0), and PPO fine-tunes it.
+    ``jobs`` processes, each choice scored on ``teacher_worlds`` draws of the scenario's
+    chance). The search's dataset is written beside ``out`` (``.clone.npz``);
+    ``clone_data`` reuses one instead of searching again. The clone is checkpointed
+    (step 0), and PPO fine-tunes it.
     The PPO reward is the run's own reward (the benchmark's metric), or relative to
     ``skypilot-like``'s on the same scenario (``baseline``, module ``env``)."""
     torch.manual_seed(seed)
@@ -317,6 +365,8 @@ def train(
         "baseline": baseline,
         "clone": clone,
         "clone_scenarios": clone_scenarios if clone else 0,
+        "teacher_worlds": teacher_worlds if clone == "search" else None,
+        "clone_data": str(clone_data) if clone == "search" and clone_data else None,
         "learning_rate": learning_rate,
         "ent_coef": ent_coef,
     }
@@ -329,8 +379,11 @@ def train(
             # the top of the training range, away from the seeds the environments draw
             start = seeds.TRAIN.stop - clone_scenarios
             found: dict[str, float] = {}
-            if clone == "search":
-                data, found = search_dataset(range(start, seeds.TRAIN.stop), jobs)
+            if clone == "search" and clone_data is not None:
+                data, found = load_dataset(clone_data)
+            elif clone == "search":
+                data, found = search_dataset(range(start, seeds.TRAIN.stop), jobs, teacher_worlds)
+                save_dataset(out.with_suffix(".clone.npz"), data, found)
             else:
                 data = clone_dataset(clone, range(start, seeds.TRAIN.stop))
             acc = behaviour_clone(model, data, seed=seed, epochs=clone_epochs)
