@@ -106,6 +106,23 @@ def test_bench_cli_prints_json() -> None:
     assert res.exit_code == 2
 
 
+def test_policy_train_cli_refuses_bad_teacher_options(tmp_path: Path) -> None:
+    from hyperion.cli.fleet import policy_app
+
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a dataset")
+    for argv in (
+        ["--teacher-worlds", "0"],
+        ["--clone-data", str(tmp_path / "missing.npz")],
+        ["--clone", "skypilot-like", "--clone-data", str(bad)],
+    ):
+        res = CliRunner().invoke(policy_app, ["train", "--steps", "0", *argv])
+        assert res.exit_code == 2, (argv, res.output)
+    res = CliRunner().invoke(policy_app, ["train", "--steps", "0", "--clone-data", str(bad)])
+    assert res.exit_code == 2, res.output  # unreadable (or, without the rl extra, untrainable)
+    assert "cloning data" in res.output or "rl extra" in res.output
+
+
 def test_numpy_evaluator_matches_torch_policy() -> None:
     pytest.importorskip("torch")
     pytest.importorskip("sb3_contrib")

@@ -10,8 +10,7 @@ each decision, exactly what ``hyperion.policy.rl`` sees, for behaviour cloning.
 
 With ``worlds=1`` the search sees the scenario's own random draws (when spot nodes are
 reclaimed, which requests burst): a clairvoyant teacher, part of whose gain no policy
-can learn (on 60 training scenarios its plans kept +7 % over ``skypilot-like`` on
-re-drawn worlds, of +14 % on their own). With ``worlds=W > 1`` a choice is scored by
+can learn. With ``worlds=W > 1`` a choice is scored by
 its mean reward over the scenario and ``W - 1`` re-draws of its chance (module
 ``scenario.redraw``: same fleet and users, other reclamations and bursts), so it keeps
 what pays on average; only the decisions at t = 0 are searched then, since later ones
