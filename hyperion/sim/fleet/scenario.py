@@ -238,6 +238,11 @@ def hazard_per_s(band: int, multiplier: float) -> float:
     return BAND_MONTHLY_RATE[band] / (HOURS_PER_MONTH * 3600.0) * multiplier
 
 
+def _reclaim_s(rng: np.random.Generator, band: int, multiplier: float) -> float:
+    """When a spot node of ``band`` is reclaimed: exponential at the band's rate."""
+    return float(rng.exponential(1.0 / hazard_per_s(band, multiplier)))
+
+
 def _background(
     rng: np.random.Generator, gpus: int, cpu: int, mem: int, util: float
 ) -> tuple[int, int, int]:
@@ -277,7 +282,7 @@ def _make_node(
     zone = row.region + "abc"[int(rng.integers(3))] if row.cloud != "azure" else row.region + "-1"
     band = data.band_for(row, _nearest_aws(row.cloud_region)) if spot else None
     if band is not None:
-        reclaim = float(rng.exponential(1.0 / hazard_per_s(band, hazard_multiplier)))
+        reclaim = _reclaim_s(rng, band, hazard_multiplier)
     else:
         rng.random()  # keep the draw count independent of the market
         reclaim = math.inf
@@ -404,6 +409,16 @@ def _arrivals(rng: np.random.Generator, rate_rps: float) -> FloatArray:
     return np.sort(t[keep]) * WINDOW_S
 
 
+def _requests(
+    rng: np.random.Generator, rate_rps: float, metro_w: FloatArray
+) -> tuple[FloatArray, IntArray, FloatArray, FloatArray]:
+    """The hour's requests: arrival times, metro, routing uniform, service-time jitter."""
+    arrivals = _arrivals(rng, rate_rps)
+    n = arrivals.size
+    metro: IntArray = rng.choice(len(METRO_NAMES), size=n, p=metro_w).astype(np.int64)
+    return arrivals, metro, rng.random(n), rng.lognormal(0.0, 0.25, size=n)
+
+
 def make(seed: int) -> Scenario:
     """The scenario of ``seed``: same seed, same scenario, bit for bit."""
     rng = np.random.default_rng([seed, 7])
@@ -477,9 +492,7 @@ def make(seed: int) -> Scenario:
         checkpoint_s=600.0,
         startup_s=180.0,
     )
-    arrivals = _arrivals(rng, service.rate_rps)
-    n = arrivals.size
-    request_metro: IntArray = rng.choice(len(METRO_NAMES), size=n, p=metro_w).astype(np.int64)
+    arrivals, request_metro, request_u, request_jitter = _requests(rng, service.rate_rps, metro_w)
     return Scenario(
         seed=seed,
         family=family,
@@ -489,8 +502,8 @@ def make(seed: int) -> Scenario:
         metro_weights=metro_w,
         arrivals_s=arrivals,
         request_metro=request_metro,
-        request_u=rng.random(n),
-        request_jitter=rng.lognormal(0.0, 0.25, size=n),
+        request_u=request_u,
+        request_jitter=request_jitter,
         hazard_multiplier=mult,
         background_source="uniform" if pods is None else "alibaba",
     )
@@ -508,25 +521,17 @@ def redraw(scenario: Scenario, k: int) -> Scenario:
     nodes = tuple(
         n
         if n.band is None
-        else replace(
-            n,
-            reclaim_s=float(
-                rng.exponential(1.0 / hazard_per_s(n.band, scenario.hazard_multiplier))
-            ),
-        )
+        else replace(n, reclaim_s=_reclaim_s(rng, n.band, scenario.hazard_multiplier))
         for n in scenario.nodes
     )
-    arrivals = _arrivals(rng, scenario.service.rate_rps)
-    n = arrivals.size
+    arrivals, metro, u, jitter = _requests(rng, scenario.service.rate_rps, scenario.metro_weights)
     return replace(
         scenario,
         nodes=nodes,
         arrivals_s=arrivals,
-        request_metro=rng.choice(len(METRO_NAMES), size=n, p=scenario.metro_weights).astype(
-            np.int64
-        ),
-        request_u=rng.random(n),
-        request_jitter=rng.lognormal(0.0, 0.25, size=n),
+        request_metro=metro,
+        request_u=u,
+        request_jitter=jitter,
     )
 
 
