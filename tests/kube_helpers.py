@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import ssl
@@ -32,6 +33,19 @@ def mesh(tmp: Path, n: int) -> Iterator[list[dict[str, object]]]:
 def admin_ssl(dir: Path) -> ssl.SSLContext:
     """A client TLS context with the admin user of ``dir/kubeconfig``."""
     return kubeconfig.client_ssl(dir / "kubeconfig")
+
+
+def raw_request(
+    dir: Path, addr: str, method: str, path: str, body: bytes, ctype: str
+) -> tuple[int, dict[str, Any]]:
+    """One HTTPS request with the admin certificate of ``dir/kubeconfig``: (status, JSON)."""
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPSConnection(host, int(port), context=admin_ssl(dir))
+    conn.request(method, path, body=body, headers={"Content-Type": ctype})
+    resp = conn.getresponse()
+    data = json.loads(resp.read() or b"{}")
+    conn.close()
+    return resp.status, data
 
 
 class Kubectl:

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from kube_helpers import admin_ssl, eventually, mesh
+from kube_helpers import eventually, mesh, raw_request
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
@@ -155,29 +155,19 @@ def test_field_selectors(api: tuple[client.ApiClient, Path, list[dict]]) -> None
     assert core.list_namespaced_pod("default").items == []
 
 
-def _raw(dir: Path, addr: str, method: str, path: str, body: bytes, ctype: str) -> tuple[int, dict]:
-    """One HTTPS request with the admin certificate of the mesh's kubeconfig."""
-    host, port = addr.rsplit(":", 1)
-    conn = http.client.HTTPSConnection(host, int(port), context=admin_ssl(dir))
-    conn.request(method, path, body=body, headers={"Content-Type": ctype})
-    resp = conn.getresponse()
-    data = json.loads(resp.read() or b"{}")
-    conn.close()
-    return resp.status, data
-
-
 def test_undecodable_bodies_get_400(api: tuple[client.ApiClient, Path, list[dict]]) -> None:
     _, dir, infos = api
     addr = str(infos[0]["api_addr"])
-    code, status = _raw(dir, addr, "POST", "/api/v1/namespaces/default/services", b"{not json",
-                        "application/json")  # fmt: skip
+    code, status = raw_request(
+        dir, addr, "POST", "/api/v1/namespaces/default/services", b"{not json", "application/json"
+    )
     assert code == 400 and status["reason"] == "BadRequest"
-    code, status = _raw(
+    code, status = raw_request(
         dir, addr, "PATCH", "/api/v1/namespaces/default", b'[{"op":"explode"}]',
         "application/json-patch+json",
     )  # fmt: skip
     assert code in (400, 422) and status["kind"] == "Status"
-    code, status = _raw(dir, addr, "GET", "/api/v1/namespaces/default/pods/none", b"", "")
+    code, status = raw_request(dir, addr, "GET", "/api/v1/namespaces/default/pods/none", b"", "")
     assert code == 404 and status["reason"] == "NotFound"
 
 

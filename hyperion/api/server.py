@@ -5,7 +5,8 @@ What this module owns: HTTP routing, authentication and authorization, the verbs
 Kubernetes semantics over the node's ``ObjectStore``, discovery (legacy and aggregated
 v2/v2beta1), ``/version``, ``/openapi/v3``, Table output, the ``scale`` and ``status``
 subresources, pod logs, and ``Status`` errors. The resource model (types, schemas,
-defaults, tables, patches) lives in ``resources``, ``schema``, ``tables`` and ``patch``.
+defaults, tables, patches) lives in ``resources``, ``schema``, ``tables`` and ``patch``;
+protobuf request bodies become the same dicts as JSON ones in ``k8sproto``.
 
 Security: the listener is TLS with ``CERT_REQUIRED`` against the trust-domain CA, so a
 client without a certificate chained to it fails the handshake. Each request is then
@@ -40,7 +41,7 @@ import yaml
 from aiohttp import web
 
 from hyperion import __version__
-from hyperion.api import errors, patch, schema, tables
+from hyperion.api import errors, k8sproto, patch, schema, tables
 from hyperion.api.errors import ApiError
 from hyperion.api.nodes import rfc3339
 from hyperion.api.resources import RESOURCES, ResourceType, lookup
@@ -161,12 +162,15 @@ async def _read_body(request: web.Request) -> bytes:
 
 
 def _decode(body: bytes, content_type: str) -> Any:
-    """Decode a JSON or YAML body; 400 BadRequest if it cannot be decoded."""
-    if "protobuf" in content_type:
+    """Decode a JSON, YAML or Kubernetes protobuf body into the same JSON-shaped value;
+    400 BadRequest if it cannot be decoded, 415 for a media type or kind we do not decode."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == k8sproto.MEDIA_TYPE:
+        return k8sproto.decode(body)
+    if "protobuf" in media:
         raise errors.unsupported_media(
-            "this server accepts JSON and YAML request bodies, not protobuf (kubectl create "
-            "<generator> and kubectl run send protobuf; use kubectl create/apply -f, e.g. "
-            "kubectl create ns x --dry-run=client -o yaml | kubectl apply -f -)"
+            f"the media type {media} is not supported; send application/json, "
+            f"application/yaml or {k8sproto.MEDIA_TYPE}"
         )
     if not body.strip():
         raise errors.bad_request("the request body is empty")
