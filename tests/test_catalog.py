@@ -336,6 +336,64 @@ def test_tombstones_are_collected_after_their_ttl() -> None:
     assert late.next_deadline() is not None
 
 
+EV = ("/events", "default", "web.1")
+
+
+def test_expiring_objects_become_the_same_tombstone_on_every_node() -> None:
+    net = Net(3, config=CatalogConfig(expire_s={"/events": 60.0}, tombstone_ttl_s=100.0))
+    net.write(0, EV, obj("scheduled"))
+    net.write(0, K1, obj(1))  # a kind that does not expire
+    net.stabilize()
+    net.now += 30.0
+    net.write(1, EV, obj("scheduled x2"))  # an update restarts the hour
+    net.stabilize()
+    net.now += 45.0
+    net.step()
+    assert all(c.get(EV) is not None for c in net.cores)  # 45 s after the update
+    net.events.clear()
+    net.now += 16.0
+    net.step()
+    for c in net.cores:
+        e = c.entry(EV)
+        assert e is not None and e.obj is None and c.get(K1) is not None
+        assert c.stats()["expired"] == 1 and c.stats()["tombstones"] == 1
+        assert c.changes_since(c.rv - 1)[0].type == "DELETED"
+    assert net.identical() and net.dropped == 0
+    assert sum(isinstance(ev, CatalogChanged) for _, ev in net.events) == 3
+    # a write made after the expiry wins; the tombstone is collected in its turn
+    net.write(2, EV, obj("again"))
+    net.stabilize()
+    assert all(c.get(EV) is not None for c in net.cores)
+
+
+def test_a_version_that_arrives_expired_is_taken_as_its_tombstone() -> None:
+    cfg = CatalogConfig(expire_s={"/events": 60.0}, tombstone_ttl_s=100.0)
+    net = Net(2, config=cfg)
+    net.isolate(1)
+    net.write(0, EV, obj(1))
+    net.now += 61.0
+    net.step()  # node 0 expired it; node 1 never saw it live
+    late = net.cores[1]
+    ts = net.cores[0].entry(EV)
+    assert ts is not None and ts.obj is None
+    old = CatalogItem(EV, Timestamp(int((1_700_000_000.0 + 0.0) * 1000), 0, "n0"), obj(1))
+    fx = late.handle(CatalogDelta("n0", "mem://0", False, (old,)), net.now)
+    assert fx == [] and late.get(EV) is None and late.stats()["expired"] == 1
+    net.heal()
+    net.stabilize()
+    # and once even its tombstone is past the tombstone TTL, it is not stored at all
+    net.now += 200.0
+    net.step()
+    fresh = core("n5", wall_offset=1_700_000_000.0, config=cfg)
+    fresh.handle(CatalogDelta("n0", "mem://0", False, (old,)), net.now)
+    assert fresh.entry(EV) is None and fresh.stats()["ignored_expired_tombstone"] == 1
+
+
+def test_expire_s_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="expire_s"):
+        CatalogConfig(expire_s={"/events": 0.0})
+
+
 # -------------------------------------------------------------- rv and watches
 
 

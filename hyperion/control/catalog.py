@@ -24,6 +24,13 @@ longest time a node can be partitioned away or offline and still come back with 
 catalog (Cassandra's ``gc_grace_seconds``): after that a stale write can come back, and
 such a node should rejoin with an empty catalog.
 
+*Expiring kinds.* Objects of a resource named in ``expire_s`` (Events: one hour, as
+kube-apiserver's ``--event-ttl``) live that long after their last write. Every node
+then replaces the version by the same tombstone, stamped ``expire_s`` after the
+version's own wall time (same logical counter and node), so the copies stay equal
+without a delete being sent, watchers see DELETED, and any write made after the expiry
+wins over it. A version that arrives already expired is taken as its tombstone.
+
 *The resourceVersion* is local: ``rv`` counts the changes this node applied (from
 ``rv_start``, which a restarted daemon sets from the wall clock so it never goes back).
 Each visible change — ADDED, MODIFIED, or DELETED (carrying the last live object) —
@@ -82,9 +89,11 @@ import hashlib
 import heapq
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import ne
+from types import MappingProxyType
 from typing import Any
 
 from hyperion.control.hlc import MAX_SKEW_MS, Hlc, Timestamp
@@ -97,6 +106,9 @@ MAX_OBJECT_BYTES = 1 << 20  # compact JSON; etcd's default request limit is 1.5 
 MAX_KEY_PART_CHARS = 253  # a Kubernetes name is a DNS subdomain: at most 253 characters
 ITEM_OVERHEAD_BYTES = 64  # key, timestamp and framing of one entry, for the byte budget
 STAMP_OVERHEAD_BYTES = 40  # timestamp and framing of one stamp (plus its key's length)
+
+EVENT_TTL_S = 3600.0  # kube-apiserver's --event-ttl default
+DEFAULT_EXPIRE_S: Mapping[str, float] = MappingProxyType({"/events": EVENT_TTL_S})
 
 ADDED = "ADDED"
 MODIFIED = "MODIFIED"
@@ -121,6 +133,7 @@ _COUNTERS = (
     "deferred_items",
     "deferred_buckets",
     "tombstones_collected",
+    "expired",
     "rejected",
 )
 
@@ -234,10 +247,15 @@ class CatalogConfig:
     max_summary: int = 16_384  # keys described by one reply
     max_summary_bytes: int = 1 << 20  # their stamps' size: a reply stays under 4 MiB
     max_skew_ms: int = MAX_SKEW_MS  # remote clocks further ahead are counted
+    # resource -> seconds an object lives after its last write (module docstring)
+    expire_s: Mapping[str, float] = field(default_factory=lambda: DEFAULT_EXPIRE_S)
 
     def __post_init__(self) -> None:
         if self.round_s <= 0 or self.tombstone_ttl_s <= 0:
             raise ValueError("round_s and tombstone_ttl_s must be positive")
+        if any(not ttl > 0 for ttl in self.expire_s.values()):
+            raise ValueError("expire_s must be positive")
+        object.__setattr__(self, "expire_s", MappingProxyType(dict(self.expire_s)))
         if self.buckets < 1 or self.max_delta_items < 1 or self.max_summary < 1:
             raise ValueError("buckets, max_delta_items and max_summary must be at least 1")
         if self.push_fanout < 0 or self.log_max < 0 or self.max_delta_bytes < 0:
@@ -409,6 +427,9 @@ class Catalog:
         self._by_resource: dict[str, dict[Key, None]] = {}  # live keys per resource
         self._tombstones = 0
         self._gc: builtins.list[tuple[int, Key]] = []  # heap of (tombstone wall_ms, key)
+        # heap of (expiry wall_ms, key, stamp) of live versions of expiring resources
+        self._exp: builtins.list[tuple[int, Key, Timestamp]] = []
+        self._expire_ms = {r: int(ttl * 1000) for r, ttl in c.expire_s.items()}
         self._rv = rv_start
         self._log: builtins.list[Change] = []  # consecutive rvs, oldest first
         self._next_round = now + rng.random() * c.round_s
@@ -534,12 +555,17 @@ class Catalog:
         if self._gc:
             g = self._gc[0][0] / 1000.0 + self.config.tombstone_ttl_s - self.wall_offset
             d = g if d is None else min(d, g)
+        if self._exp:
+            e = self._exp[0][0] / 1000.0 - self.wall_offset
+            d = e if d is None else min(d, e)
         return d
 
     def tick(self, now: float) -> builtins.list[Effect]:
+        out: builtins.list[Effect] = []
+        if self._exp and self._expire(now + self.wall_offset):
+            out.append(Notify(CatalogChanged(self._rv)))
         if self._gc:
             self._collect(now + self.wall_offset)
-        out: builtins.list[Effect] = []
         if now >= self._next_round:
             self._next_round = now + self.config.round_s
             for peer, addr in self.peers.pick(self.rng, 1, self.node_id):
@@ -611,6 +637,11 @@ class Catalog:
             nbytes += it.nbytes
             if reply:
                 theirs[it.key] = it.ts
+            if it.obj is not None and it.key[0] in self._expire_ms:
+                gone = self._tombstone_of(it)
+                if gone.ts.wall_ms <= wall * 1000:
+                    counters["expired"] += 1
+                    it = gone
             h = held.get(it.key)
             if h is not None and (it is h[0] or it.ts <= h[0].ts):
                 counters["ignored_older"] += 1  # the HLC saw h's stamp: no observe needed
@@ -765,6 +796,9 @@ class Catalog:
         was_live = cur is not None and cur.obj is not None
         change: Change | None = None
         if it.obj is not None:
+            ttl_ms = self._expire_ms.get(key[0])
+            if ttl_ms is not None:
+                heapq.heappush(self._exp, (it.ts.wall_ms + ttl_ms, key, it.ts))
             self._rv += 1
             change = Change(self._rv, MODIFIED if was_live else ADDED, key, it.obj)
             if not was_live:
@@ -789,6 +823,29 @@ class Catalog:
 
     def _expired(self, it: CatalogItem, wall_s: float) -> bool:
         return it.ts.wall_ms <= int((wall_s - self.config.tombstone_ttl_s) * 1000)
+
+    def _tombstone_of(self, it: CatalogItem) -> CatalogItem:
+        """The tombstone every node puts in place of ``it`` when it expires."""
+        ts = it.ts
+        return CatalogItem(
+            it.key, Timestamp(ts.wall_ms + self._expire_ms[it.key[0]], ts.logical, ts.node), None
+        )
+
+    def _expire(self, wall_s: float) -> bool:
+        """Replace the versions past their expiry by their tombstones; True if any."""
+        now_ms = wall_s * 1000
+        heap = self._exp
+        rv0 = self._rv
+        while heap and heap[0][0] <= now_ms:
+            _, key, ts = heapq.heappop(heap)
+            h = self._held.get(key)
+            if h is None or h[0].ts != ts or h[0].obj is None:
+                continue  # superseded since
+            gone = self._tombstone_of(h[0])
+            self.hlc.observe(gone.ts, wall_s)
+            self._store(gone, h[0])
+            self.counters["expired"] += 1
+        return self._rv != rv0
 
     def _collect(self, wall_s: float) -> None:
         """Forget tombstones older than ``tombstone_ttl_s``."""
