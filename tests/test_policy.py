@@ -28,7 +28,8 @@ from hyperion.policy import (
     reward,
     tie_break,
 )
-from hyperion.policy.plugins import BATCH_SCORERS, FILTERS, SCORERS
+from hyperion.policy.model import GOALS
+from hyperion.policy.plugins import BATCH_SCORERS, FILTERS, SCORERS, normalize
 from hyperion.policy.reward import REWARD_WEIGHTS
 from hyperion.policy.rl import MAX_CANDIDATES, RlPolicy, observation, shortlist
 from hyperion.policy.rules import best, scores
@@ -240,6 +241,25 @@ def test_rules_spreads_replicas_and_uses_placed_rtt() -> None:
     assert first.node_id == "us"  # type: ignore[union-attr]
     second = req(goal="latency", users=users, placed_rtt_ms={"US": 20.0, "EU": 90.0})
     assert RulesPolicy().choose(second, [us, eu], "t").node_id == "eu"  # type: ignore[union-attr]
+
+
+def test_a_negligible_price_difference_does_not_outweigh_spreading() -> None:
+    """Min-max alone would give the 1 % cheaper node the whole cost scale (300 points
+    for the default goal) against spreading's 150: every replica on one node."""
+    a = cand("a", price_per_hour=1.00, replicas_on_node=1, replicas_in_zone=1, replicas_in_region=1)
+    b = cand("b", price_per_hour=1.01, zone="us-east-1b")
+    for goal in GOALS:
+        assert RulesPolicy().choose(req(goal=goal), [a, b], "t").node_id == "b"  # type: ignore[union-attr]
+    # a real price difference still wins for the cost goal: twice the price
+    c = cand("c", price_per_hour=2.0, zone="us-east-1b")
+    assert RulesPolicy().choose(req(goal="cost"), [a, c], "t").node_id == "a"  # type: ignore[union-attr]
+
+
+def test_normalize_is_min_max_over_a_wide_range_and_keeps_small_gaps_small() -> None:
+    assert normalize([0.0, 5.0, 10.0]) == [0, 50, 100]
+    assert normalize([0.0, 5.0, 10.0], min_span=4.0) == [0, 50, 100]
+    assert normalize([0.0, 1.0], min_span=10.0) == [90, 100]
+    assert normalize([3.0, 3.0], min_span=1.0) == [100, 100] and normalize([]) == []
 
 
 def test_get_policy_by_name() -> None:

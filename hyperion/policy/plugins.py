@@ -8,9 +8,13 @@ Hard constraints that no amount of freed capacity can fix are UnschedulableAndUn
 lack of free capacity is Unschedulable.
 
 Every Score plug-in maps the feasible candidates to raw values (higher is better), then
-``normalize`` scales them to integers in [0, 100] (min-max over the candidates, as
-kube-scheduler's DefaultNormalizeScore does per plug-in); a policy sums them with the
-weights of the request's goal. Pure: no I/O, no clocks, no randomness.
+``normalize`` scales them to integers in [0, 100]: the best gets 100 and the others lose
+in proportion to how far they are behind it, over the range of the values or the
+plug-in's ``MIN_SPAN``, whichever is larger. Over a spread-out bid list that is min-max
+(as kube-scheduler's DefaultNormalizeScore per plug-in); the floor keeps a negligible
+difference negligible (two nodes 1 % apart in price differ by 1 point of cost, not 100,
+so spreading still counts). A policy sums them with the weights of the request's goal.
+Pure: no I/O, no clocks, no randomness.
 """
 
 from __future__ import annotations
@@ -379,12 +383,22 @@ BATCH_SCORERS: Mapping[str, BatchScoreFn] = MappingProxyType(
 )
 
 
-def normalize(raw: Sequence[float]) -> list[int]:
-    """Min-max to integers in [0, 100]; all-equal values score 100."""
+# The smallest raw range that spans the whole score scale, per plug-in: a 2x price
+# (cost is a log), 50 ms of demand-weighted RTT, one replica already on the node (4 + 2
+# + 1), half a node's allocation; locality's values are 0, 1 and 2.
+MIN_SPAN: Mapping[str, float] = MappingProxyType(
+    {"cost": math.log(2.0), "latency": 50.0, "locality": 2.0, "spread": 7.0, "load": 0.5}
+)
+
+
+def normalize(raw: Sequence[float], min_span: float = 0.0) -> list[int]:
+    """Integers in [0, 100]: ``100 * (1 - (max - v) / span)`` with ``span`` the range
+    of ``raw`` or ``min_span`` if larger (min-max when ``min_span`` is 0); all-equal
+    values score 100."""
     if not raw:
         return []
     lo, hi = min(raw), max(raw)
-    span = hi - lo
+    span = max(hi - lo, min_span)
     if span <= 1e-12:
         return [MAX_SCORE] * len(raw)
-    return [round(MAX_SCORE * (v - lo) / span) for v in raw]
+    return [round(MAX_SCORE * (1.0 - (hi - v) / span)) for v in raw]

@@ -15,6 +15,7 @@ from hyperion.policy.plugins import (
     BATCH_SCORERS,
     GOAL_WEIGHTS,
     MAX_SCORE,
+    MIN_SPAN,
     SCORERS,
     explain,
     feasible,
@@ -50,7 +51,9 @@ def scores(
             top = weight * MAX_SCORE
             total = [x + top for x in total]
         else:
-            total = [x + weight * s for x, s in zip(total, normalize(raw), strict=True)]
+            total = [
+                x + weight * s for x, s in zip(total, normalize(raw, MIN_SPAN[name]), strict=True)
+            ]
     return total
 
 
