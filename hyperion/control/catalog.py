@@ -89,7 +89,7 @@ import hashlib
 import heapq
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import ne
@@ -819,6 +819,8 @@ class Catalog:
             if len(log) > 2 * self.config.log_max:  # trim in batches: amortized O(1)
                 del log[: len(log) - self.config.log_max]
         self._held[key] = (it, self._rv)
+        if self._journal is not None:
+            self._journal.append(it)
         return change
 
     def _expired(self, it: CatalogItem, wall_s: float) -> bool:
@@ -899,6 +901,76 @@ class Catalog:
             it, rv = self._held[k]
             out.append(Entry(k, it.ts, it.obj, rv, it.nbytes))
         return out
+
+    # ----------------------------------------------- persistence: export, journal, restore
+    # A node keeps a copy of its catalog on disk (``hyperion/control/persist.py`` does the
+    # I/O) so that a whole-mesh restart keeps the objects. The core only hands versions
+    # out (``items``, ``applied``) and takes saved ones back at start (``restore``).
+
+    _journal: builtins.list[CatalogItem] | None = None  # set by track_applied()
+
+    def items(self) -> builtins.list[CatalogItem]:
+        """Every version held, tombstones included: what a snapshot saves."""
+        return [h[0] for h in self._held.values()]
+
+    def track_applied(self) -> None:
+        """From now on, remember each version applied (see ``applied``)."""
+        if self._journal is None:
+            self._journal = []
+
+    def applied(self) -> builtins.list[CatalogItem]:
+        """The versions applied since the last call, oldest first: local writes and
+        versions won from peers, tombstones included (a silent one too). Empty unless
+        ``track_applied`` was called."""
+        j = self._journal
+        if not j:
+            return []
+        self._journal = []
+        return j
+
+    def restore(self, items: Iterable[CatalogItem], now: float) -> int:
+        """Load saved versions at start, before any peer traffic; how many were stored.
+
+        Each item passes the rules of a version received from a peer (``_on_delta``;
+        keep them in step): an expired version (``expire_s``) is taken as its tombstone,
+        an older or equal version is ignored, a tombstone already past
+        ``tombstone_ttl_s`` is not stored, and the HLC observes every timestamp, so a
+        later local write beats what was restored. Nothing is sent or notified and
+        nothing enters the ``applied`` journal. Each stored live version gets an rv as
+        if received; then the change log is emptied, so the node looks freshly started
+        at the new ``rv``: a list shows the restored objects and a watch from an rv
+        before it gets Expired (a watch cannot span a restart anyway: ``rv_start``
+        comes from the wall clock).
+        """
+        wall = now + self.wall_offset
+        journal, self._journal = self._journal, None
+        stored = 0
+        try:
+            for it in items:
+                if type(it) is not CatalogItem:
+                    self._inc("restore_rejected")
+                    continue
+                if it.obj is not None and it.key[0] in self._expire_ms:
+                    gone = self._tombstone_of(it)
+                    if gone.ts.wall_ms <= wall * 1000:
+                        self._inc("restore_expired")
+                        it = gone
+                self.hlc.observe(it.ts, wall)
+                h = self._held.get(it.key)
+                if h is not None and it.ts <= h[0].ts:
+                    self._inc("restore_ignored_older")
+                    continue
+                cur = None if h is None else h[0]
+                if it.obj is None and (cur is None or cur.obj is None) and self._expired(it, wall):
+                    self._inc("restore_ignored_expired_tombstone")
+                    continue
+                self._store(it, cur)
+                stored += 1
+        finally:
+            self._journal = journal
+            self._log.clear()
+        self._add("restored", stored)
+        return stored
 
 
 def _stamp_bytes(key: Key) -> int:
