@@ -2,7 +2,9 @@
 
 ``run_node`` is what ``hyperion node start`` runs in its own OS process. State lives in
 ``DIR/nodes/NAME/``: the Ed25519 node key (0600), the current SVID, ``node.json``
-(written once the port is bound: what ``hyperion up`` and the CLI read) and the log.
+(written once the port is bound: what ``hyperion up`` and the CLI read), the log and
+``catalog/``, this node's copy of the object catalog (``hyperion.control.persist``),
+restored at start before the node joins.
 
 The first SVID needs a one-time join token; later ones are issued while the current
 SVID is still valid (the node proves it holds it, as a SPIRE agent re-attests).
@@ -43,6 +45,7 @@ from hyperion.api.store import ObjectStore
 from hyperion.control.catalog import CatalogChanged
 from hyperion.control.custodian import WORKLOADS
 from hyperion.control.driver import ControlDriver
+from hyperion.control.persist import CatalogStore
 from hyperion.control.scheduler import Placed, Scheduler, Unplaced
 from hyperion.identity.ca import CertificateAuthority, Svid
 from hyperion.identity.errors import IdentityError
@@ -198,6 +201,7 @@ class Node:
         self._api_ssl: ssl.SSLContext | None = None
         self.policy = get_policy(opts.policy)  # fails early on an unknown name
         self.control: ControlDriver | None = None
+        self.persist: CatalogStore | None = None
         self._client_ssl: ssl.SSLContext | None = None
 
     def _on_notify(self, event: object) -> None:
@@ -206,6 +210,8 @@ class Node:
                 self.control.dht.done(event)
             return
         if isinstance(event, CatalogChanged):
+            if self.persist is not None:
+                self.persist.save()  # before the API answers a local write
             if self.api is not None:
                 self.api.store.notify()
             if self.control is not None:
@@ -275,6 +281,8 @@ class Node:
         counters.update(self.core.stats())
         if self.control is not None:
             counters.update({f"control_{k}": v for k, v in self.control.counters.items()})
+        if self.persist is not None:
+            counters.update({f"catalog_store_{k}": v for k, v in self.persist.stats().items()})
         return wire_pb2.MembersReply(
             node_id=self.key.node_id, name=self.opts.name, members=members, counters=counters
         )
@@ -537,6 +545,13 @@ class Node:
             rv_start=int(time.time() * 1000) * 1000,
             control=scheduler,
         )
+        # The catalog saved by the last run, before any peer traffic (persist.py).
+        self.persist = CatalogStore(
+            self.dir / "catalog",
+            self.key.node_id,
+            tombstone_ttl_s=self.core.catalog.config.tombstone_ttl_s,
+        )
+        self.persist.open(self.core.catalog, now)
         self.driver = CoreDriver(
             self.core,
             self.key,
@@ -558,6 +573,8 @@ class Node:
             key=self.key,
             lease_pause_file=os.environ.get("HYPERION_TEST_LEASE_PAUSE"),
         )
+        if self.core.catalog.counters.get("restored"):
+            self.control.hold_after_restore()
         record = self.build_record()
         self.control.observe(record)
         value = record.to_bytes(self.opts.wire_version)
@@ -569,6 +586,7 @@ class Node:
             asyncio.create_task(self.driver.run()),
             asyncio.create_task(self._renew_loop()),
             asyncio.create_task(self.control.run()),
+            asyncio.create_task(self.persist.run()),
         ]
         try:
             await stop.wait()
@@ -580,6 +598,7 @@ class Node:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.persist.close()
             await transport.close()
             await runner.cleanup()
             await server.stop(grace=0.2)

@@ -409,3 +409,69 @@ def test_run_compacts_at_start_then_fsyncs_and_marks(tmp_path: Path) -> None:
     assert s.counters.get("fsyncs", 0) >= 1
     loaded = store(path).load()
     assert K1 in versions(loaded.items)
+
+
+# ------------------------------------------------------- the control loop after a restore
+
+
+def test_a_restored_node_holds_until_the_nodes_of_its_pods_rejoin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alone after a restore, a node would replace the replicas of peers it has not
+    relearnt yet; it waits for them (and one exchange with a peer), or REJOIN_HOLD_S."""
+    from types import SimpleNamespace
+
+    from hyperion.control import driver as drv
+
+    def pod(name: str, node: str, phase: str = "Running") -> dict[str, Any]:
+        return {"metadata": {"name": name}, "spec": {"nodeName": node}, "status": {"phase": phase}}
+
+    c = fresh()
+    c.restore(
+        [
+            CatalogItem(("/pods", "default", n), Timestamp(1, 0, "a"), p, 9)
+            for n, p in [
+                ("a", pod("a", "node-1")),
+                ("b", pod("b", "node-2")),
+                ("c", pod("c", "node-3", "Failed")),  # finished: no need to wait for node-3
+            ]
+        ],
+        0.0,
+    )
+    live: dict[str, str] = {}
+    d = drv.ControlDriver(
+        core=SimpleNamespace(node_id="n1", catalog=c),  # type: ignore[arg-type]
+        scheduler=None,  # type: ignore[arg-type]
+        node_name="node-1",
+        execute=lambda fx: None,
+        pods=None,  # type: ignore[arg-type]
+        live_members=lambda: live,
+        key=None,  # type: ignore[arg-type]
+    )
+    clock = [100.0]
+    monkeypatch.setattr(drv.time, "monotonic", lambda: clock[0])
+    d.hold_after_restore()
+    assert d._hold == (100.0 + drv.REJOIN_HOLD_S, frozenset({"node-2"}))
+    assert d._held()  # node-2 not live yet
+    live["id2"] = "node-2"
+    assert d._held()  # live, but the catalog has not been compared with a peer yet
+    c.counters["in_sync"] += 1
+    assert not d._held() and d._hold is None
+    # Without the peer, the hold ends after REJOIN_HOLD_S.
+    live.clear()
+    d.hold_after_restore()
+    clock[0] += drv.REJOIN_HOLD_S
+    assert not d._held()
+    # Nothing restored on other nodes: no hold at all.
+    e = fresh()
+    d2 = drv.ControlDriver(
+        core=SimpleNamespace(node_id="n1", catalog=e),  # type: ignore[arg-type]
+        scheduler=None,  # type: ignore[arg-type]
+        node_name="node-1",
+        execute=lambda fx: None,
+        pods=None,  # type: ignore[arg-type]
+        live_members=lambda: live,
+        key=None,  # type: ignore[arg-type]
+    )
+    d2.hold_after_restore()
+    assert d2._hold is None and not d2._held()

@@ -32,6 +32,11 @@ own timers so that no reconcile waits on the DHT:
 * in the same round it publishes the record of each workload it custodies when it
   changed, and at least every ``WORKLOAD_REPUBLISH_S``.
 
+After a restart, the daemon restores the catalog from disk (``hyperion.control.persist``)
+before the node has relearnt its peers; ``hold_after_restore`` keeps this loop idle
+until the nodes of the restored Pods are back (or ``REJOIN_HOLD_S``), so that they are
+not replaced as lost.
+
 Test hook: ``lease_pause_file`` (the daemon passes ``$HYPERION_TEST_LEASE_PAUSE``, read
 once at start) names a local file listing ``namespace/name`` of Pods whose leases this
 node stops renewing while they keep running. Only a process that can write that file
@@ -92,6 +97,10 @@ LEASE_LOOKUPS_MAX = 16  # lease lookups in flight at once, per check round
 WORKLOAD_TTL_S = 120.0
 WORKLOAD_REPUBLISH_S = 30.0
 TERMINAL = ("Succeeded", "Failed")  # a finished Pod holds no lease
+# A node that restored its catalog from disk waits at most this long for the nodes its
+# Pods are bound to (hold_after_restore): about a whole mesh's restart, and twice the
+# custodian's grace before it deletes a lost node's Pods.
+REJOIN_HOLD_S = 10.0
 _RESOURCE_OF_KIND = {kind: res for res, (_, kind) in API_VERSION.items()}
 
 
@@ -205,6 +214,8 @@ class ControlDriver:
         self.lapsed: frozenset[str] = frozenset()  # pod uids whose lease lapsed
         # workload key -> (value, republish at, version) of the records we published
         self._published: dict[str, tuple[leases.Workload, float, int]] = {}
+        # (monotonic deadline, node names) while held after a restore, else None
+        self._hold: tuple[float, frozenset[str]] | None = None
 
     # ---------------------------------------------------------------- inputs
 
@@ -226,6 +237,39 @@ class ControlDriver:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def hold_after_restore(self) -> None:
+        """After the catalog was restored from disk (``hyperion.control.persist``), do
+        nothing — no custody, no kubelet, no leases — until every other node that the
+        restored Pods are bound to is live and the catalog has been compared with a peer,
+        or for ``REJOIN_HOLD_S`` at most. Until it has rejoined, this node does not
+        know its peers and would replace their replicas as lost (as the cut-off side
+        of a partition does), then retire the surplus when they show up."""
+        others = set()
+        for e in self.core.catalog.list(POD):
+            p = e.obj or {}
+            node = (p.get("spec") or {}).get("nodeName")
+            if node and node != self.node_name and pod_phase(p) not in TERMINAL:
+                others.add(str(node))
+        if others:
+            self._hold = (time.monotonic() + REJOIN_HOLD_S, frozenset(others))
+            log.info("restored Pods on %s: waiting for them to rejoin", ", ".join(sorted(others)))
+
+    def _held(self) -> bool:
+        if self._hold is None:
+            return False
+        until, others = self._hold
+        missing = others - set(self._live_members().values())
+        c = self.core.catalog.counters
+        if time.monotonic() < until and (missing or c["in_sync"] + c["deltas_received"] == 0):
+            self._inc("held_after_restore")
+            return True
+        if missing:
+            log.warning("acting after %.0f s without %s", REJOIN_HOLD_S, ", ".join(sorted(missing)))
+        else:
+            log.info("rejoined: acting again")
+        self._hold = None
+        return False
 
     def on_event(self, ev: object) -> None:
         """Scheduler events passed up by the core."""
@@ -265,6 +309,8 @@ class ControlDriver:
             await asyncio.sleep(0.02)  # coalesce bursts of changes
 
     async def reconcile(self) -> None:
+        if self._held():
+            return
         now = time.time()
         live = dict(self._live_members())
         live[self.node_id] = self.node_name
@@ -375,6 +421,8 @@ class ControlDriver:
 
     async def _renew_leases(self) -> None:
         """The kubelet part: renew the lease of every Pod bound here."""
+        if self._hold is not None:
+            return
         self._put_leases(self._bound_here(), time.time(), renew=True)
 
     def _put_leases(self, pods: list[dict[str, Any]], now: float, *, renew: bool) -> None:
