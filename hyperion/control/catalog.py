@@ -625,7 +625,6 @@ class Catalog:
             return []
         wall = now + self.wall_offset
         rv0 = self._rv
-        held = self._held
         theirs: dict[Key, Timestamp] = {}
         received = nbytes = 0
         reply = msg.reply
@@ -637,22 +636,7 @@ class Catalog:
             nbytes += it.nbytes
             if reply:
                 theirs[it.key] = it.ts
-            if it.obj is not None and it.key[0] in self._expire_ms:
-                gone = self._tombstone_of(it)
-                if gone.ts.wall_ms <= wall * 1000:
-                    counters["expired"] += 1
-                    it = gone
-            h = held.get(it.key)
-            if h is not None and (it is h[0] or it.ts <= h[0].ts):
-                counters["ignored_older"] += 1  # the HLC saw h's stamp: no observe needed
-                continue
-            self.hlc.observe(it.ts, wall)
-            cur = None if h is None else h[0]
-            if it.obj is None and (cur is None or cur.obj is None) and self._expired(it, wall):
-                counters["ignored_expired_tombstone"] += 1
-                continue
-            counters["applied"] += 1
-            self._store(it, cur)
+            counters[self._accept(it, wall, "")] += 1
         counters["items_received"] += received
         counters["item_bytes_received"] += nbytes
         out: builtins.list[Effect] = []
@@ -826,6 +810,26 @@ class Catalog:
     def _expired(self, it: CatalogItem, wall_s: float) -> bool:
         return it.ts.wall_ms <= int((wall_s - self.config.tombstone_ttl_s) * 1000)
 
+    def _accept(self, it: CatalogItem, wall_s: float, prefix: str) -> str:
+        """Apply a version learned elsewhere (a peer, the disk) by the rules of the
+        module docstring; the counter naming what happened (``prefix`` + ``applied``,
+        ``ignored_older`` or ``ignored_expired_tombstone``). A version of an expiring
+        kind past its expiry is taken as its tombstone (``prefix`` + ``expired``)."""
+        if it.obj is not None and it.key[0] in self._expire_ms:
+            gone = self._tombstone_of(it)
+            if gone.ts.wall_ms <= wall_s * 1000:
+                self._inc(prefix + "expired")
+                it = gone
+        h = self._held.get(it.key)
+        if h is not None and (it is h[0] or it.ts <= h[0].ts):
+            return prefix + "ignored_older"  # the HLC saw h's stamp: no observe needed
+        self.hlc.observe(it.ts, wall_s)
+        cur = None if h is None else h[0]
+        if it.obj is None and (cur is None or cur.obj is None) and self._expired(it, wall_s):
+            return prefix + "ignored_expired_tombstone"
+        self._store(it, cur)
+        return prefix + "applied"
+
     def _tombstone_of(self, it: CatalogItem) -> CatalogItem:
         """The tombstone every node puts in place of ``it`` when it expires."""
         ts = it.ts
@@ -931,8 +935,8 @@ class Catalog:
     def restore(self, items: Iterable[CatalogItem], now: float) -> int:
         """Load saved versions at start, before any peer traffic; how many were stored.
 
-        Each item passes the rules of a version received from a peer (``_on_delta``;
-        keep them in step): an expired version (``expire_s``) is taken as its tombstone,
+        Each item passes the rules of a version received from a peer (``_accept``): an
+        expired version (``expire_s``) is taken as its tombstone,
         an older or equal version is ignored, a tombstone already past
         ``tombstone_ttl_s`` is not stored, and the HLC observes every timestamp, so a
         later local write beats what was restored. Nothing is sent or notified and
@@ -950,22 +954,9 @@ class Catalog:
                 if type(it) is not CatalogItem:
                     self._inc("restore_rejected")
                     continue
-                if it.obj is not None and it.key[0] in self._expire_ms:
-                    gone = self._tombstone_of(it)
-                    if gone.ts.wall_ms <= wall * 1000:
-                        self._inc("restore_expired")
-                        it = gone
-                self.hlc.observe(it.ts, wall)
-                h = self._held.get(it.key)
-                if h is not None and it.ts <= h[0].ts:
-                    self._inc("restore_ignored_older")
-                    continue
-                cur = None if h is None else h[0]
-                if it.obj is None and (cur is None or cur.obj is None) and self._expired(it, wall):
-                    self._inc("restore_ignored_expired_tombstone")
-                    continue
-                self._store(it, cur)
-                stored += 1
+                outcome = self._accept(it, wall, "restore_")
+                self._inc(outcome)
+                stored += outcome == "restore_applied"
         finally:
             self._journal = journal
             self._log.clear()
