@@ -10,12 +10,15 @@ delete the Deployment, create another Service and ``kill -9`` every node at once
 from __future__ import annotations
 
 import os
+import random
 import signal
+import time
 from pathlib import Path
 
 from kube_helpers import Kubectl, deployment, eventually, mesh
 
-from hyperion.control.persist import CatalogStore, versions
+from hyperion.control.catalog import Catalog
+from hyperion.control.persist import CatalogStore
 
 SERVICE = """\
 apiVersion: v1
@@ -37,7 +40,9 @@ def saved(dir: Path, node: str) -> dict[tuple[str, str, str], object]:
     store = CatalogStore(dir / "nodes" / node / "catalog", "", tombstone_ttl_s=3600.0)
     loaded = store.load()
     assert loaded.corrupt is None and not loaded.bad_files
-    return {k: it.obj for k, it in versions(loaded.items).items()}
+    catalog = Catalog("disk", "", rng=random.Random(0), now=0.0, wall_offset=time.time())
+    catalog.restore(loaded.items, 0.0)  # what the node itself makes of them at start
+    return {it.key: it.obj for it in catalog.items()}
 
 
 WEB = ("apps/deployments", "default", "web")

@@ -76,7 +76,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -600,13 +600,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def versions(items: Iterable[CatalogItem]) -> dict[tuple[str, str, str], CatalogItem]:
-    """The latest version per key of ``items`` (what a replay amounts to)."""
-    out: dict[tuple[str, str, str], CatalogItem] = {}
-    for it in items:
-        cur = out.get(it.key)
-        if cur is None or it.ts > cur.ts:
-            out[it.key] = it
-    return out
