@@ -2,13 +2,16 @@
 
 Owns the CA directory (``ca.key`` ECDSA P-256 private key, mode 0600; ``ca.crt`` the
 self-signed CA certificate, which is also the trust bundle; ``ca.json`` metadata), issuing
-short-lived X.509 SVIDs (leaf certificates whose single URI SAN is a SPIFFE ID), storing an
-SVID on disk, and checking that a certificate chains to a bundle and reading its SPIFFE ID.
+short-lived X.509 SVIDs (leaf certificates whose single URI SAN is a SPIFFE ID) with a fresh
+key or for a key held elsewhere (enrollment over the network), storing an SVID on disk,
+checking that a certificate chains to a bundle and reading its SPIFFE ID, and the CA's pin
+(``sha256:`` of its SubjectPublicKeyInfo) that joiners check.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import json
 import time
@@ -32,6 +35,7 @@ CA_META_FILE = "ca.json"
 SVID_CERT_FILE = "svid.crt"
 SVID_KEY_FILE = "svid.key"
 BUNDLE_FILE = "bundle.crt"
+CA_HASH_PREFIX = "sha256:"
 
 CA_VALIDITY_S = 3650 * 86400.0
 CLOCK_SKEW_S = 60.0
@@ -300,6 +304,11 @@ class CertificateAuthority:
         return self._cert.public_bytes(serialization.Encoding.PEM)
 
     @property
+    def cert_hash(self) -> str:
+        """The CA's pin, ``sha256:HEX`` (see ``ca_cert_hash``): what joiners pass as --ca-hash."""
+        return ca_cert_hash(self.bundle_pem)
+
+    @property
     def ca_dir(self) -> Path:
         """The directory holding this CA."""
         return self._ca_dir
@@ -322,6 +331,70 @@ class CertificateAuthority:
         Kubernetes reads a client certificate's user name and groups (the API server
         uses the groups for authorization); without groups the subject is O=Hyperion.
         """
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._sign_leaf(
+            spiffe_id,
+            key.public_key(),
+            ttl_s=ttl_s,
+            now=now,
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
+            common_name=common_name,
+            groups=groups,
+        )
+        return Svid(
+            spiffe_id=spiffe_id,
+            cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+            key_pem=_private_pem(key),
+            bundle_pem=self.bundle_pem,
+            not_before=cert.not_valid_before_utc.timestamp(),
+            not_after=cert.not_valid_after_utc.timestamp(),
+        )
+
+    def issue_for_key(
+        self,
+        spiffe_id: str,
+        public_key: ec.EllipticCurvePublicKey,
+        *,
+        ttl_s: float = 3600.0,
+        now: float | None = None,
+        dns_names: Sequence[str] = ("localhost",),
+        ip_addresses: Sequence[str] = ("127.0.0.1",),
+    ) -> bytes:
+        """Issue an X.509 SVID (PEM certificate) for a key held elsewhere.
+
+        Same certificate as ``issue_svid``, for ``public_key`` instead of a fresh key: what
+        enrollment and renewal over the network sign (the caller proved it holds the
+        private key with a CSR). Only P-256 keys, the curve every SVID here uses.
+        """
+        if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
+            public_key.curve, ec.SECP256R1
+        ):
+            raise IdentityError("an SVID key must be an ECDSA P-256 public key")
+        cert = self._sign_leaf(
+            spiffe_id,
+            public_key,
+            ttl_s=ttl_s,
+            now=now,
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
+            common_name="",
+            groups=(),
+        )
+        return cert.public_bytes(serialization.Encoding.PEM)
+
+    def _sign_leaf(
+        self,
+        spiffe_id: str,
+        public_key: ec.EllipticCurvePublicKey,
+        *,
+        ttl_s: float,
+        now: float | None,
+        dns_names: Sequence[str],
+        ip_addresses: Sequence[str],
+        common_name: str,
+        groups: Sequence[str],
+    ) -> x509.Certificate:
         parsed = parse_spiffe_id(spiffe_id)
         if parsed.trust_domain != self._trust_domain:
             raise IdentityError(
@@ -345,13 +418,12 @@ class CertificateAuthority:
 
         ca_not_after = self._cert.not_valid_after_utc.timestamp()
         not_after = min(now + ttl_s, ca_not_after)
-        key = ec.generate_private_key(ec.SECP256R1())
         ca_ski = x509.SubjectKeyIdentifier.from_public_key(self._key.public_key())
-        cert = (
+        return (
             x509.CertificateBuilder()
             .subject_name(_subject(common_name, groups))
             .issuer_name(self._cert.subject)
-            .public_key(key.public_key())
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(_utc(now - CLOCK_SKEW_S))
             .not_valid_after(_utc(not_after))
@@ -377,22 +449,12 @@ class CertificateAuthority:
                 critical=False,
             )
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
                 critical=False,
             )
             .sign(self._key, hashes.SHA256())
-        )
-        return Svid(
-            spiffe_id=spiffe_id,
-            cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-            key_pem=_private_pem(key),
-            bundle_pem=self.bundle_pem,
-            not_before=cert.not_valid_before_utc.timestamp(),
-            not_after=cert.not_valid_after_utc.timestamp(),
         )
 
 
@@ -406,6 +468,45 @@ def _subject(common_name: str, groups: Sequence[str]) -> x509.Name:
     except ValueError as e:
         raise IdentityError(f"invalid certificate subject: {e}") from e
     return x509.Name(attrs)
+
+
+def ca_cert_hash(cert_pem_or_der: bytes) -> str:
+    """The pin of a CA certificate: ``sha256:`` and the hex SHA-256 of its DER
+    SubjectPublicKeyInfo.
+
+    The same value kubeadm's ``--discovery-token-ca-cert-hash`` takes (``openssl x509
+    -pubkey | openssl pkey -pubin -outform der | sha256sum``): it names the CA's key.
+    """
+    cert = _load_cert(bytes(cert_pem_or_der), "the CA certificate")
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return CA_HASH_PREFIX + hashlib.sha256(spki).hexdigest()
+
+
+def trust_domain_of_ca(cert_pem_or_der: bytes) -> str:
+    """The trust domain a CA certificate signs for: its single ``spiffe://TD`` URI SAN."""
+    cert = _load_cert(bytes(cert_pem_or_der), "the CA certificate")
+    uris = _uri_sans(cert)
+    if not _is_ca(cert) or len(uris) != 1 or not uris[0].startswith(_SPIFFE_PREFIX):
+        raise IdentityError("the certificate is not the CA of a SPIFFE trust domain")
+    return validate_trust_domain(uris[0][len(_SPIFFE_PREFIX) :])
+
+
+def parse_ca_hash(text: str) -> str:
+    """Check a ``sha256:HEX`` CA pin (64 hex digits) and return it in lower case."""
+    value = text.strip().lower() if isinstance(text, str) else ""
+    digest = value.removeprefix(CA_HASH_PREFIX)
+    if (
+        not value.startswith(CA_HASH_PREFIX)
+        or len(digest) != 64
+        or any(c not in "0123456789abcdef" for c in digest)
+    ):
+        raise IdentityError(
+            f"invalid CA hash {text!r}: expected sha256: and 64 hex digits "
+            "(print it with `hyperion ca hash --dir DIR`)"
+        )
+    return value
 
 
 def spiffe_id_from_cert(cert_pem_or_der: bytes) -> str:
