@@ -13,3 +13,8 @@ class IdentityError(Exception):
 
 class TokenError(IdentityError):
     """A join token could not be redeemed (unknown, expired or already used)."""
+
+
+class EnrollError(IdentityError):
+    """Enrollment or renewal over the network failed: a malformed request (issuer side),
+    a CA that does not match the pin, a refusal or an unreachable issuer (joiner side)."""
