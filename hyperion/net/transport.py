@@ -60,28 +60,36 @@ class CredentialStore:
 
     def __init__(self, svid: Svid) -> None:
         self.svid = svid
-        self._served_serial: bytes | None = None
 
     def update(self, svid: Svid) -> None:
         self.svid = svid
 
-    def server_credentials(self) -> grpc.ServerCredentials:
-        def config() -> grpc.ServerCertificateConfiguration:
-            s = self.svid
+    def server_credentials(self, *, client_auth: bool = True) -> grpc.ServerCredentials:
+        """Credentials serving the current SVID; a renewed one from the next handshake on.
+
+        ``client_auth``: require a client certificate chained to the bundle (every port
+        but the enrollment port). Without it the chain sent also holds the bundle, so a
+        joiner can compare the CA with its pinned hash (``hyperion.net.enroll``).
+        """
+
+        def config(s: Svid) -> grpc.ServerCertificateConfiguration:
+            chain = s.cert_pem if client_auth else s.cert_pem + s.bundle_pem
             return grpc.ssl_server_certificate_configuration(
-                [(s.key_pem, s.cert_pem)], root_certificates=s.bundle_pem
+                [(s.key_pem, chain)], root_certificates=s.bundle_pem
             )
+
+        served = [self.svid.cert_pem]  # per credentials object: one per server
 
         def fetch() -> grpc.ServerCertificateConfiguration | None:
             # Called by gRPC before each handshake: hand over a new config once renewed.
-            if self._served_serial == self.svid.cert_pem:
+            s = self.svid
+            if served[0] == s.cert_pem:
                 return None
-            self._served_serial = self.svid.cert_pem
-            return config()
+            served[0] = s.cert_pem
+            return config(s)
 
-        self._served_serial = self.svid.cert_pem
         return grpc.dynamic_ssl_server_credentials(
-            config(), fetch, require_client_authentication=True
+            config(self.svid), fetch, require_client_authentication=client_auth
         )
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
@@ -150,14 +158,20 @@ async def start_server(
     counters: Counters,
     on_envelope: InboundHandler,
     admin: wire_pb2_grpc.AdminServicer | None = None,
+    renewal: wire_pb2_grpc.RenewalServicer | None = None,
 ) -> tuple[grpc.aio.Server, int]:
-    """Start the node's mutual-TLS gRPC server; returns it and the bound port."""
+    """Start the node's mutual-TLS gRPC server; returns it and the bound port.
+
+    ``renewal`` (``hyperion.net.enroll``) is served by nodes that hold the CA.
+    """
     server = grpc.aio.server(options=GRPC_OPTIONS[1:])
     wire_pb2_grpc.add_MeshServicer_to_server(
         _MeshServicer(trust_domain, ReplayGuard(), counters, on_envelope), server
     )
     if admin is not None:
         wire_pb2_grpc.add_AdminServicer_to_server(admin, server)
+    if renewal is not None:
+        wire_pb2_grpc.add_RenewalServicer_to_server(renewal, server)
     try:
         port = server.add_secure_port(listen, creds.server_credentials())
     except RuntimeError:  # grpc reports bind failures this way

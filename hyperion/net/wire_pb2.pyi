@@ -822,3 +822,45 @@ class LocateReply(_message.Message):
     workload: WorkloadValue
     leases: _containers.RepeatedCompositeFieldContainer[LocatedLease]
     def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., found: _Optional[bool] = ..., record: _Optional[_Union[LocatedRecord, _Mapping]] = ..., workload: _Optional[_Union[WorkloadValue, _Mapping]] = ..., leases: _Optional[_Iterable[_Union[LocatedLease, _Mapping]]] = ...) -> None: ...
+
+class EnrollRequest(_message.Message):
+    __slots__ = ("token", "name", "node_key", "csr", "node_key_proof", "ttl_s")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NODE_KEY_FIELD_NUMBER: _ClassVar[int]
+    CSR_FIELD_NUMBER: _ClassVar[int]
+    NODE_KEY_PROOF_FIELD_NUMBER: _ClassVar[int]
+    TTL_S_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    name: str
+    node_key: bytes
+    csr: bytes
+    node_key_proof: bytes
+    ttl_s: float
+    def __init__(self, token: _Optional[str] = ..., name: _Optional[str] = ..., node_key: _Optional[bytes] = ..., csr: _Optional[bytes] = ..., node_key_proof: _Optional[bytes] = ..., ttl_s: _Optional[float] = ...) -> None: ...
+
+class EnrollReply(_message.Message):
+    __slots__ = ("svid", "bundle", "renew_port")
+    SVID_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    RENEW_PORT_FIELD_NUMBER: _ClassVar[int]
+    svid: bytes
+    bundle: bytes
+    renew_port: int
+    def __init__(self, svid: _Optional[bytes] = ..., bundle: _Optional[bytes] = ..., renew_port: _Optional[int] = ...) -> None: ...
+
+class RenewRequest(_message.Message):
+    __slots__ = ("csr", "ttl_s")
+    CSR_FIELD_NUMBER: _ClassVar[int]
+    TTL_S_FIELD_NUMBER: _ClassVar[int]
+    csr: bytes
+    ttl_s: float
+    def __init__(self, csr: _Optional[bytes] = ..., ttl_s: _Optional[float] = ...) -> None: ...
+
+class RenewReply(_message.Message):
+    __slots__ = ("svid", "bundle")
+    SVID_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    svid: bytes
+    bundle: bytes
+    def __init__(self, svid: _Optional[bytes] = ..., bundle: _Optional[bytes] = ...) -> None: ...
