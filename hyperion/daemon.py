@@ -8,7 +8,11 @@ restored at start before the node joins.
 
 The first SVID needs a one-time join token; later ones are issued while the current
 SVID is still valid (the node proves it holds it, as a SPIRE agent re-attests).
-Renewal happens at half-life and swaps credentials under running connections.
+Renewal happens at half-life and swaps credentials under running connections. A node
+whose DIR holds the CA redeems the token and signs locally, and with
+``enroll_listen`` serves enrollment to other machines (``hyperion.net.enroll``); a node
+whose DIR has no CA enrolls over the network first (``enroll_node``, before ``Node``),
+keeps the issuer's address in ``enroll.json`` and renews there.
 
 The machine plane is one ``MeshNode`` core (membership, DHT, pub/sub, node records) run
 by the asyncio driver. The node's record — labels, capacity, prices, versions — is built
@@ -47,10 +51,11 @@ from hyperion.control.custodian import WORKLOADS
 from hyperion.control.driver import ControlDriver
 from hyperion.control.persist import CatalogStore
 from hyperion.control.scheduler import Placed, Scheduler, Unplaced
+from hyperion.identity import _fs
 from hyperion.identity.ca import CertificateAuthority, Svid
 from hyperion.identity.errors import IdentityError
 from hyperion.identity.keys import NodeKey
-from hyperion.identity.spiffe import node_spiffe_id
+from hyperion.identity.spiffe import node_spiffe_id, parse_spiffe_id
 from hyperion.identity.tokens import redeem_token
 from hyperion.mesh import leases
 from hyperion.mesh.crypto import mesh_record_policy, verify_message, verify_record
@@ -61,6 +66,7 @@ from hyperion.mesh.pubsub import PubSubConfig
 from hyperion.mesh.records import Gpu, NodeRecord, RecordError, build_record
 from hyperion.net import codec, wire_pb2, wire_pb2_grpc
 from hyperion.net.driver import CoreDriver
+from hyperion.net.enroll import Issuer, RenewalServicer, enroll, renew, start_enrollment_server
 from hyperion.net.transport import (
     TLS_NAME,
     Counters,
@@ -96,6 +102,12 @@ class NodeOptions:
     wire_version: int = PROTOCOL_VERSION  # 1: behave as a release-0.1 node on the wire
     api_listen: str = "127.0.0.1:0"  # the Kubernetes-compatible HTTPS API
     policy: str = "rules"  # placement policy of the tenders this node runs: rules | rl
+    enroll: str | None = None  # host:port of an enrollment endpoint: join without the CA
+    ca_hash: str | None = None  # sha256:HEX pin of the CA, with ``enroll``
+    enroll_listen: str | None = None  # serve enrollment here (needs the CA in ``dir``)
+
+
+ENROLL_FILE = "enroll.json"  # in the node dir of a node without the CA: where to renew
 
 
 def node_dir(mesh_dir: Path, name: str) -> Path:
@@ -139,6 +151,85 @@ def obtain_svid(opts: NodeOptions, key: NodeKey, ca: CertificateAuthority) -> Sv
     return svid
 
 
+def _valid_svid(ndir: Path, spiffe_id: str | None, now: float) -> Svid | None:
+    """The SVID on disk if it is for ``spiffe_id`` (any node SVID when None), still valid."""
+    try:
+        current = Svid.read(ndir)
+    except IdentityError:
+        return None
+    if spiffe_id is not None and current.spiffe_id != spiffe_id:
+        return None
+    return current if current.not_after > now else None
+
+
+async def enroll_node(opts: NodeOptions) -> bool:
+    """Enroll over the network if ``opts.dir`` has no CA and the node has no valid SVID.
+
+    Returns whether it enrolled. On success writes the node key, the SVID and
+    ``enroll.json`` (where to renew); on any failure it writes nothing and raises
+    IdentityError (EnrollError for what the network or the issuer said).
+    """
+    if CertificateAuthority.exists(opts.dir):
+        return False  # the local path: Node redeems the token against the CA itself
+    ndir = node_dir(opts.dir, opts.name)
+    key_path = ndir / "node.key"
+    key = NodeKey.load(key_path) if key_path.exists() else None
+    if key is not None:
+        with contextlib.suppress(IdentityError):
+            spiffe_id = node_spiffe_id(_svid_trust_domain(ndir), key.node_id)
+            if _valid_svid(ndir, spiffe_id, time.time()) is not None:
+                return False
+    missing = [
+        flag
+        for flag, value in (
+            ("--token", opts.token),
+            ("--enroll", opts.enroll),
+            ("--ca-hash", opts.ca_hash),
+        )
+        if not value
+    ]
+    if missing:
+        raise IdentityError(
+            f"node {opts.name} has no valid SVID and {opts.dir} has no CA: pass "
+            f"{', '.join(missing)} to enroll at a node that holds the CA "
+            "(`hyperion token create` on that machine prints the command)"
+        )
+    assert opts.token and opts.enroll and opts.ca_hash
+    if key is None:
+        key = NodeKey.generate()
+    done = await enroll(
+        opts.enroll,
+        token=opts.token,
+        ca_hash=opts.ca_hash,
+        name=opts.name,
+        node_key=key,
+        ttl_s=opts.svid_ttl_s,
+    )
+    if not key_path.exists():
+        key.save(key_path)
+    done.svid.write(ndir)
+    record = {"renew_addr": done.renew_addr, "enroll_addr": opts.enroll, "ca_hash": opts.ca_hash}
+    _fs.atomic_write(ndir / ENROLL_FILE, (json.dumps(record, indent=2) + "\n").encode())
+    log.info("enrolled at %s as %s", opts.enroll, done.svid.spiffe_id)
+    return True
+
+
+def _svid_trust_domain(ndir: Path) -> str:
+    """The trust domain of the SVID in ``ndir`` (of its bundle's CA)."""
+    return parse_spiffe_id(Svid.read(ndir).spiffe_id).trust_domain
+
+
+def _renew_addr(ndir: Path) -> str:
+    path = ndir / ENROLL_FILE
+    try:
+        addr = json.loads(path.read_text())["renew_addr"]
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise IdentityError(f"{path} is missing or malformed: enroll the node again") from e
+    if not isinstance(addr, str):
+        raise IdentityError(f"{path} is malformed: enroll the node again")
+    return addr
+
+
 class _Admin(wire_pb2_grpc.AdminServicer):
     def __init__(self, node: Node) -> None:
         self._node = node
@@ -180,16 +271,39 @@ class Node:
             )
         self.opts = opts
         self.dir = node_dir(opts.dir, opts.name)
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         key_path = self.dir / "node.key"
-        if key_path.exists():
-            self.key = NodeKey.load(key_path)
+        # A node whose DIR holds the CA signs its own SVIDs; one without renews at the
+        # node that enrolled it (enroll_node must have run first).
+        self.ca: CertificateAuthority | None = None
+        self.renew_addr = ""
+        remote = opts.enroll is not None or (self.dir / ENROLL_FILE).exists()
+        if CertificateAuthority.exists(opts.dir) or not remote:
+            self.ca = CertificateAuthority.load(opts.dir)
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if key_path.exists():
+                self.key = NodeKey.load(key_path)
+            else:
+                self.key = NodeKey.generate()
+                self.key.save(key_path)
+            self.trust_domain = self.ca.trust_domain
+            self.svid = obtain_svid(opts, self.key, self.ca)
         else:
-            self.key = NodeKey.generate()
-            self.key.save(key_path)
-        self.ca = CertificateAuthority.load(opts.dir)
-        self.trust_domain = self.ca.trust_domain
-        self.svid = obtain_svid(opts, self.key, self.ca)
+            if not key_path.exists():
+                raise IdentityError(f"node {opts.name} is not enrolled yet (no {key_path})")
+            self.key = NodeKey.load(key_path)
+            self.trust_domain = _svid_trust_domain(self.dir)
+            svid = _valid_svid(
+                self.dir, node_spiffe_id(self.trust_domain, self.key.node_id), time.time()
+            )
+            if svid is None:
+                raise IdentityError(
+                    f"node {opts.name} has no valid SVID: enroll it again with a new --token"
+                )
+            self.svid = svid
+            self.renew_addr = _renew_addr(self.dir)
+        if opts.enroll_listen is not None and self.ca is None:
+            raise IdentityError(f"--enroll-listen needs the CA in {opts.dir}")
+        self.enroll_addr = ""
         self.creds = CredentialStore(self.svid)
         self.counters = Counters()
         self.state_since: dict[str, float] = {}
@@ -376,6 +490,10 @@ class Node:
             "wire_version": self.opts.wire_version,
             "profile": self.opts.profile,
         }
+        if self.enroll_addr:
+            assert self.ca is not None
+            info["enroll_addr"] = self.enroll_addr
+            info["ca_hash"] = self.ca.cert_hash
         tmp = self.dir / "node.json.tmp"
         tmp.write_text(json.dumps(info, indent=2))
         os.replace(tmp, self.dir / "node.json")
@@ -384,7 +502,11 @@ class Node:
         while True:
             await asyncio.sleep(max(0.05, self.creds.svid.renew_at - time.time()))
             try:
-                svid = obtain_svid(self.opts, self.key, self.ca)
+                if self.ca is not None:
+                    svid = obtain_svid(self.opts, self.key, self.ca)
+                else:
+                    svid = await renew(self.renew_addr, self.svid, ttl_s=self.opts.svid_ttl_s)
+                    svid.write(self.dir)
             except IdentityError as e:
                 log.error("SVID renewal failed: %s", e)
                 self.counters.inc("svid_renewal_errors")
@@ -506,6 +628,9 @@ class Node:
     async def run(self, stop: asyncio.Event) -> None:
         transport = Transport(self.creds, self.counters)
         holder: list[CoreDriver] = []
+        issuer = None
+        if self.ca is not None:
+            issuer = Issuer(self.ca, self.opts.svid_ttl_s, self.counters)
         server, port = await start_server(
             self.opts.listen,
             self.creds,
@@ -513,11 +638,27 @@ class Node:
             self.counters,
             lambda opened: holder[0].deliver(opened),
             admin=_Admin(self),
+            renewal=None if issuer is None else RenewalServicer(issuer),
         )
         host = self.opts.listen.rsplit(":", 1)[0]
         if host in ("", "0.0.0.0", "[::]"):
             host = "127.0.0.1"
         self.addr = f"{host}:{port}"
+        enroll_server: grpc.aio.Server | None = None
+        if issuer is not None and self.opts.enroll_listen is not None:
+            issuer.renew_port = port
+            try:
+                enroll_server, enroll_port = await start_enrollment_server(
+                    self.opts.enroll_listen, self.creds, issuer
+                )
+            except OSError:
+                await server.stop(grace=None)
+                raise
+            enroll_host = self.opts.enroll_listen.rsplit(":", 1)[0]
+            if enroll_host in ("", "0.0.0.0", "[::]"):
+                enroll_host = "127.0.0.1"
+            self.enroll_addr = f"{enroll_host}:{enroll_port}"
+            log.info("enrollment on %s (CA %s)", self.enroll_addr, self.ca.cert_hash)
         now = time.monotonic()
         wall_offset = time.time() - now  # the mesh clock: DHT expiry, tender deadlines
         scheduler = Scheduler(
@@ -601,5 +742,7 @@ class Node:
             await self.persist.close()
             await transport.close()
             await runner.cleanup()
+            if enroll_server is not None:
+                await enroll_server.stop(grace=0.2)
             await server.stop(grace=0.2)
             log.info("node %s stopped", self.opts.name)

@@ -74,15 +74,51 @@ def ca_init(
     console.print(f"created CA for trust domain [bold]{ca.trust_domain}[/] in {dir}")
 
 
+@ca_app.command("hash")
+def ca_hash(dir: DirOpt) -> None:
+    """Print the CA's pin for --ca-hash: sha256 of its certificate's SubjectPublicKeyInfo."""
+    from hyperion.identity.ca import CA_CERT_FILE, ca_cert_hash
+
+    path = dir / CA_CERT_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        fail(f"no CA certificate in {dir} (missing {CA_CERT_FILE})")
+    except OSError as e:
+        fail(f"cannot read {path}: {e.strerror or e}")
+    print(ca_cert_hash(data))
+
+
+def _join_hint(dir: Path, token: str) -> str | None:
+    """The command that joins another machine, if a node of DIR serves enrollment."""
+    for path in sorted(dir.glob("nodes/*/node.json")):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict) and info.get("enroll_addr") and info.get("mesh_addr"):
+            return (
+                "hyperion node start --dir DIR --name NAME "
+                f"--join {info['mesh_addr']} --enroll {info['enroll_addr']} "
+                f"--token {token} --ca-hash {info['ca_hash']}"
+            )
+    return None
+
+
 @token_app.command("create")
 def token_create(
     dir: DirOpt,
     ttl: Annotated[str, typer.Option("--ttl", help="Lifetime: 90s, 15m, 1h, 2d.")] = "1h",
 ) -> None:
-    """Print a one-time join token valid for TTL."""
+    """Print a one-time join token valid for TTL (and, on stderr, the join command when a
+    node of DIR serves enrollment)."""
     from hyperion.identity.tokens import create_token, parse_ttl
 
-    print(create_token(dir, ttl_s=parse_ttl(ttl)))
+    token = create_token(dir, ttl_s=parse_ttl(ttl))
+    print(token)
+    hint = _join_hint(dir, token)
+    if hint is not None:
+        print(f"join another machine with:\n  {hint}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- node
@@ -163,9 +199,30 @@ def node_start(
     policy: Annotated[
         str, typer.Option("--policy", help="Placement policy of this node's tenders: rules | rl")
     ] = "rules",
+    enroll: Annotated[
+        str | None,
+        typer.Option(
+            "--enroll",
+            help="host:port of a node's enrollment port (its --enroll-listen): join from a "
+            "machine without the CA, with --token and --ca-hash",
+        ),
+    ] = None,
+    ca_hash: Annotated[
+        str | None,
+        typer.Option("--ca-hash", help="sha256:HEX pin of the CA (`hyperion ca hash`)"),
+    ] = None,
+    enroll_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--enroll-listen",
+            help="host:port to serve enrollment on (TLS, no client certificate; needs the "
+            "CA in --dir)",
+        ),
+    ] = None,
 ) -> None:
     """Run one node in the foreground until SIGINT/SIGTERM."""
-    from hyperion.daemon import Node, NodeOptions
+    from hyperion.daemon import Node, NodeOptions, enroll_node
+    from hyperion.identity.ca import CertificateAuthority, parse_ca_hash
     from hyperion.identity.tokens import parse_ttl
     from hyperion.mesh.records import normalize_labels, parse_gpus, parse_quantity
     from hyperion.policy import POLICIES
@@ -174,6 +231,18 @@ def node_start(
     parse_addr(listen)
     parse_addr(api_listen)
     seeds = [parse_addr(s.strip()) for s in join.split(",") if s.strip()]
+    if enroll_listen is not None:
+        parse_addr(enroll_listen)
+        if not CertificateAuthority.exists(dir):
+            fail(f"--enroll-listen needs the CA in {dir} (this node signs the SVIDs)")
+    if enroll is not None:
+        parse_addr(enroll)
+        if ca_hash is None:
+            fail("--enroll needs --ca-hash sha256:HEX (print it with `hyperion ca hash`)")
+    if ca_hash is not None:
+        ca_hash = parse_ca_hash(ca_hash)
+        if enroll is None:
+            fail("--ca-hash needs --enroll HOST:PORT, the enrollment port of a node with the CA")
     try:
         cpu_millis = None if cpu is None else int(parse_quantity(cpu) * 1000)
         memory_bytes = None if memory is None else int(parse_quantity(memory))
@@ -193,6 +262,9 @@ def node_start(
             wire_version=wire_version,
             api_listen=api_listen,
             policy=policy,
+            enroll=enroll,
+            ca_hash=ca_hash,
+            enroll_listen=enroll_listen,
         )
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
@@ -201,6 +273,7 @@ def node_start(
     _setup_logging(True)
 
     async def serve() -> None:
+        await enroll_node(opts)  # no CA in DIR and no SVID yet: over the network, first
         node = Node(opts)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
