@@ -104,10 +104,11 @@ class Issuer:
 
     def __post_init__(self) -> None:
         now = time.monotonic()
-        self._enroll_bucket = TokenBucket(self.enroll_rate_per_s, self.enroll_burst, now)
-        self._renew_bucket = TokenBucket(RENEW_RATE_PER_S, RENEW_BURST, now)
+        self.enroll_bucket = TokenBucket(self.enroll_rate_per_s, self.enroll_burst, now)
+        self.renew_bucket = TokenBucket(RENEW_RATE_PER_S, RENEW_BURST, now)
 
-    def _issue(self, spiffe_id: str, key: ec.EllipticCurvePublicKey, ttl_s: float) -> bytes:
+    def issue(self, spiffe_id: str, key: ec.EllipticCurvePublicKey, ttl_s: float) -> bytes:
+        """A node SVID (PEM) for ``key``; blocking (a signature), callers use a thread."""
         return self.ca.issue_for_key(
             spiffe_id,
             key,
@@ -118,11 +119,12 @@ class Issuer:
 
     def _redeem_and_issue(self, token: str, claim: EnrollClaim, ttl_s: float) -> bytes:
         redeem_token(self.ca.ca_dir, token)
-        return self._issue(claim.spiffe_id(self.ca.trust_domain), claim.public_key, ttl_s)
+        return self.issue(claim.spiffe_id(self.ca.trust_domain), claim.public_key, ttl_s)
 
-    async def _refuse(
+    async def refuse(
         self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, what: str, msg: str
     ) -> None:
+        """End the RPC with ``code`` and ``msg``, counted as ``<what>_refused``; raises."""
         self.counters.inc(f"{what}_refused")
         log.warning("%s from %s refused: %s", what, context.peer(), msg)
         await context.abort(code, msg)
@@ -131,8 +133,8 @@ class Issuer:
         self, request: bytes, context: grpc.aio.ServicerContext
     ) -> wire_pb2.EnrollReply:
         """``Enrollment.Enroll`` (raw bytes in, so a malformed message gets a clear error)."""
-        if not self._enroll_bucket.take(time.monotonic()):
-            await self._refuse(
+        if not self.enroll_bucket.take(time.monotonic()):
+            await self.refuse(
                 context,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 "enroll",
@@ -141,7 +143,7 @@ class Issuer:
         try:
             req = wire_pb2.EnrollRequest.FromString(request)
         except DecodeError:
-            await self._refuse(
+            await self.refuse(
                 context, grpc.StatusCode.INVALID_ARGUMENT, "enroll", "malformed EnrollRequest"
             )
         try:
@@ -154,14 +156,14 @@ class Issuer:
             )
             ttl_s = check_ttl(req.ttl_s, self.max_ttl_s)
         except EnrollError as e:
-            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "enroll", str(e))
+            await self.refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "enroll", str(e))
         try:
             # A flock, an fsync and a signature: off the event loop that runs the mesh.
             cert = await asyncio.to_thread(self._redeem_and_issue, req.token, claim, ttl_s)
         except TokenError as e:
-            await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED, "enroll", str(e))
+            await self.refuse(context, grpc.StatusCode.PERMISSION_DENIED, "enroll", str(e))
         except IdentityError as e:
-            await self._refuse(context, grpc.StatusCode.FAILED_PRECONDITION, "enroll", str(e))
+            await self.refuse(context, grpc.StatusCode.FAILED_PRECONDITION, "enroll", str(e))
         self.counters.inc("enrollments")
         log.info(
             "enrolled node %s as %s from %s",
@@ -184,8 +186,8 @@ class RenewalServicer(wire_pb2_grpc.RenewalServicer):
         self, request: wire_pb2.RenewRequest, context: grpc.aio.ServicerContext
     ) -> wire_pb2.RenewReply:
         issuer = self._issuer
-        if not issuer._renew_bucket.take(time.monotonic()):
-            await issuer._refuse(
+        if not issuer.renew_bucket.take(time.monotonic()):
+            await issuer.refuse(
                 context,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 "renew",
@@ -194,7 +196,7 @@ class RenewalServicer(wire_pb2_grpc.RenewalServicer):
         td = issuer.ca.trust_domain
         sid = peer_identity(context, td)
         if sid is None or sid.kind != "node":
-            await issuer._refuse(
+            await issuer.refuse(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
                 "renew",
@@ -205,12 +207,12 @@ class RenewalServicer(wire_pb2_grpc.RenewalServicer):
             key = csr_public_key(request.csr)
             ttl_s = check_ttl(request.ttl_s, issuer.max_ttl_s)
         except EnrollError as e:
-            await issuer._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "renew", str(e))
+            await issuer.refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "renew", str(e))
         spiffe_id = node_spiffe_id(td, sid.name)
         try:
-            cert = await asyncio.to_thread(issuer._issue, spiffe_id, key, ttl_s)
+            cert = await asyncio.to_thread(issuer.issue, spiffe_id, key, ttl_s)
         except IdentityError as e:
-            await issuer._refuse(context, grpc.StatusCode.FAILED_PRECONDITION, "renew", str(e))
+            await issuer.refuse(context, grpc.StatusCode.FAILED_PRECONDITION, "renew", str(e))
         issuer.counters.inc("renewals_issued")
         return wire_pb2.RenewReply(svid=cert, bundle=issuer.ca.bundle_pem)
 
