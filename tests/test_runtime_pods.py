@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from hyperion.runtime.base import NODE_SHUTDOWN
 from hyperion.runtime.pods import PodManager
 from hyperion.runtime.process import ProcessRuntime
 
@@ -36,7 +37,7 @@ def sh(name: str, script: str, **extra: Any) -> dict[str, Any]:
 
 
 class Harness:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, now: float = T0) -> None:
         self.published: list[tuple[str, str, dict[str, Any]]] = []
         self.events: list[tuple[str, str, str, str]] = []  # (pod, type, reason, message)
         self.runtime = ProcessRuntime(backoff_base_s=0.05, backoff_cap_s=0.1, cgroup_root=None)
@@ -49,7 +50,7 @@ class Harness:
             record_event=lambda obj, t, r, m: self.events.append(
                 (obj["metadata"]["name"], t, r, m)
             ),
-            clock=lambda: T0,
+            clock=lambda: now,
         )
 
     def last(self, name: str) -> dict[str, Any]:
@@ -57,6 +58,12 @@ class Harness:
 
     def phase(self, name: str) -> str:
         return self.last(name)["phase"] if any(n == name for _, n, _ in self.published) else ""
+
+    def started(self, name: str) -> bool:
+        """Whether the last status of ``name`` has its first container running."""
+        if not self.phase(name):
+            return False
+        return "running" in self.last(name)["containerStatuses"][0]["state"]
 
     def reasons(self, name: str) -> list[str]:
         return [r for n, _, r, _ in self.events if n == name]
@@ -210,6 +217,101 @@ def test_crash_loop_reports_last_state_and_backoff_events(tmp_path: Path) -> Non
         )
 
     run(tmp_path, body)
+
+
+def test_a_stopping_node_reports_its_pods_stopped_with_it_not_finished(tmp_path: Path) -> None:
+    # close() is the node stopping: pods that may run again under their restartPolicy
+    # stay Running (kubelet getPhase), not ready, with reason NodeShutdown.
+    web = pod("web", sh("app", "sleep 30"))
+    job = pod("job", sh("a", "sleep 30"), restartPolicy="OnFailure")
+    once = pod("once", sh("a", "sleep 30"), restartPolicy="Never")
+
+    async def body(h: Harness) -> None:
+        await h.pm.sync([web, job, once])
+        await until(lambda: all(h.phase(n) == "Running" for n in ("web", "job", "once")))
+        await h.pm.close()
+        for name, phase in (("web", "Running"), ("job", "Running"), ("once", "Failed")):
+            st = h.last(name)
+            assert (st["phase"], st["reason"]) == (phase, NODE_SHUTDOWN), st
+            assert {c["type"]: c["status"] for c in st["conditions"]}["Ready"] == "False"
+            [cs] = st["containerStatuses"]
+            assert cs["state"]["terminated"]["exitCode"] == 143 and cs["restartCount"] == 0
+        assert h.last("web")["message"] == "Node n1 was stopped; the pod restarts when it is back"
+        assert h.last("once")["message"] == "Node n1 was stopped"
+
+    run(tmp_path, body)
+
+
+def test_a_restarted_node_restarts_its_pods_in_place(tmp_path: Path) -> None:
+    # As a kubelet after a reboot: same pod, restartCount + 1, lastState kept,
+    # startTime kept; what finished under its restartPolicy is not run again, and a
+    # Never pod whose end was not seen (the node was killed) is Failed, not rerun.
+    web = pod("web", sh("app", "sleep 30"))
+    killed = pod("killed", sh("app", "sleep 30"))
+    once = pod("once", sh("a", "sleep 30"), restartPolicy="Never")
+    lost = pod("lost", sh("a", "sleep 30"), restartPolicy="Never")
+    done = pod("done", sh("a", "exit 0"), restartPolicy="OnFailure")
+    names = ("web", "killed", "once", "lost", "done")
+
+    async def main() -> None:
+        first = Harness(tmp_path)
+        await first.pm.sync([web, killed, once, lost, done])
+        await until(lambda: first.phase("done") == "Succeeded")
+        await until(lambda: all(first.phase(n) == "Running" for n in names[:4]))
+        # what the catalog holds: the last status each pod got before the node went
+        at_kill = {n: first.last(n) for n in ("killed", "lost")}
+        await first.pm.close()
+        await first.runtime.close()
+        before = {n: first.last(n) for n in names} | at_kill
+        assert before["once"]["phase"] == "Failed"
+        objs = {
+            n: {**p, "status": before[n]}
+            for n, p in zip(names, (web, killed, once, lost, done), strict=True)
+        }
+        second = Harness(tmp_path, now=T0 + 60)
+        try:
+            await second.pm.sync(objs.values())
+            await until(
+                lambda: (
+                    second.started("web")
+                    and second.started("killed")
+                    and second.phase("lost") == "Failed"
+                )
+            )
+            st = second.last("web")
+            [cs] = st["containerStatuses"]
+            assert st["phase"] == "Running" and "reason" not in st
+            assert st["startTime"] == before["web"]["startTime"] == "2026-11-18T11:06:40Z"
+            assert cs["restartCount"] == 1 and cs["ready"] is True
+            assert cs["lastState"] == before["web"]["containerStatuses"][0]["state"]
+            assert second.reasons("web") == ["SandboxChanged", "Created", "Started"]
+            [cs] = second.last("killed")["containerStatuses"]
+            started = before["killed"]["containerStatuses"][0]["state"]["running"]["startedAt"]
+            assert cs["restartCount"] == 1
+            assert cs["lastState"] == {
+                "terminated": {"exitCode": 255, "reason": "Unknown", "startedAt": started}
+            }
+            [cs] = second.last("lost")["containerStatuses"]
+            assert cs["restartCount"] == 0 and cs["state"]["terminated"]["exitCode"] == 137
+            assert cs["state"]["terminated"]["reason"] == "ContainerStatusUnknown"
+            for n in ("once", "done", "lost"):  # not run again
+                assert second.runtime.states(f"uid-{n}") == []
+            assert not any(n in ("once", "done") for _, n, _ in second.published)
+            # and once more: the count goes on
+            await second.pm.close()
+            third = Harness(tmp_path)
+            try:
+                await third.pm.sync([{**web, "status": second.last("web")}])
+                await until(lambda: third.started("web"))
+                assert third.last("web")["containerStatuses"][0]["restartCount"] == 2
+            finally:
+                await third.pm.close()
+                await third.runtime.close()
+        finally:
+            await second.pm.close()
+            await second.runtime.close()
+
+    asyncio.run(main())
 
 
 def test_sync_is_idempotent(tmp_path: Path) -> None:

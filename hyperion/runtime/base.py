@@ -26,6 +26,10 @@ RESTART_POLICIES = ("Always", "OnFailure", "Never")
 DEFAULT_RUNTIME = "process"
 DEFAULT_GRACE_S = 30.0
 MAX_CONTAINERS = 16
+# The ``status.reason`` of a pod stopped because its node stopped cleanly (not deleted):
+# the node restarts it in place when it is back (``pods``), and custodians wait for
+# that before replacing it (``hyperion.control.custodian``).
+NODE_SHUTDOWN = "NodeShutdown"
 
 
 class SpecError(ValueError):

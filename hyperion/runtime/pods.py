@@ -13,6 +13,19 @@ reads the states at once (so a termination followed by ``CrashLoopBackOff`` is s
 and kept as ``lastState``), emits events for transitions, and marks the pod dirty. A
 flush scheduled with ``call_soon`` publishes each dirty pod's status at most once per
 loop iteration, and only if it changed.
+
+Restarts in place. ``close`` is the node stopping, not the pods being deleted: it stops
+every container, and each pod is then reported by the kubelet's phase rule as if its
+containers had exited (``Running`` under ``restartPolicy: Always``, or ``OnFailure``
+until one succeeds; ``Failed``/``Succeeded`` under ``Never``), not ready, with status
+``reason`` ``NodeShutdown``. When the node starts again, a pod bound to it that still
+may run under its restart policy is started again in place, as a kubelet does after a
+reboot: the same pod, its ``restartCount`` one more than the last one reported, its
+last state kept as ``lastState`` (``Unknown``, exit code 255, when the end of a
+container that was running was not seen: the node was killed), its ``startTime`` kept,
+and a ``SandboxChanged`` event. A pod that finished under its restart policy
+(``Succeeded``, or ``Failed`` under ``Never``/``OnFailure``) is not run again: its Job
+controller has counted it.
 """
 
 from __future__ import annotations
@@ -26,7 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from hyperion.api.nodes import rfc3339
-from hyperion.runtime.base import ContainerState, PodSpec, Runtime, SpecError, pod_spec
+from hyperion.runtime.base import (
+    NODE_SHUTDOWN,
+    ContainerState,
+    PodSpec,
+    Runtime,
+    SpecError,
+    pod_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +58,7 @@ RecordEvent = Callable[[dict[str, Any], str, str, str], None]
 _FAILED_REASONS = frozenset(
     {"CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "InvalidImageName"}
 )
+_TERMINAL = ("Succeeded", "Failed")
 
 
 @dataclass(slots=True)
@@ -58,7 +79,13 @@ class _Entry:
     stop_task: asyncio.Task[None] | None = None
     stopped: bool = False
     forgotten: bool = False  # left the desired set: stop, publish nothing more
+    shutdown: bool = False  # stopped because the node stops, not because it was deleted
     published: dict[str, Any] | None = None
+    # A restart in place (the pod ran here before this node restarted): per container,
+    # the restartCount reported before plus one, and the lastState reported then.
+    restarts_before: dict[str, int] = field(default_factory=dict)
+    last_before: dict[str, dict[str, Any]] = field(default_factory=dict)
+    start_time_before: str = ""
 
 
 class PodManager:
@@ -115,6 +142,8 @@ class PodManager:
             for uid, obj in desired.items():
                 if uid in self._pods or obj["metadata"].get("deletionTimestamp"):
                     continue
+                if finished(obj):
+                    continue  # ran to its end here before this node restarted
                 await self._admit(uid, obj)
             self._schedule_flush()
 
@@ -130,9 +159,12 @@ class PodManager:
         return e is not None and e.stopped
 
     async def close(self) -> None:
-        """Stop every pod (each with its own grace period)."""
+        """The node stops: stop every pod (each with its own grace period) and report
+        it as stopped with its node, not deleted (see "Restarts in place" above)."""
         async with self._lock:
             for uid, e in self._pods.items():
+                if e.stop_task is None and not e.stopped:
+                    e.shutdown = True
                 self._begin_stop(uid, e, None)
             tasks = [e.stop_task for e in self._pods.values() if e.stop_task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -161,6 +193,11 @@ class PodManager:
             images={c.name: c.image for c in spec.containers},
         )
         self._pods[uid] = e
+        if _ran_before(e, obj):
+            if spec.restart_policy == "Never":
+                self._lost_never(uid, e)
+                return
+            self._event(e, "Normal", "SandboxChanged", _SANDBOX_CHANGED)
         try:
             await runtime.start(spec, lambda: self._changed(uid))
         except Exception as err:
@@ -170,6 +207,25 @@ class PodManager:
             e.error = ("CreateContainerError", f"runtime {runtime.name}: {err}")
             self._event(e, "Warning", "Failed", f"Error: {e.error[1]}")
         self._changed(uid)
+
+    def _lost_never(self, uid: str, e: _Entry) -> None:
+        """A ``restartPolicy: Never`` pod that was running here when the node went away
+        (its end was not seen): it is not run again but reported ``Failed``, as the
+        kubelet reports a container it cannot find."""
+        e.runtime = None
+        e.stopped = True
+        for name in e.container_names:
+            if name in e.restarts_before:
+                e.restarts_before[name] -= 1  # not restarted
+            e.states[name] = ContainerState(
+                name,
+                "terminated",
+                "ContainerStatusUnknown",
+                "The container could not be located when the pod was terminated",
+                exit_code=137,
+            )
+        e.last_before.clear()
+        self._dirty.add(uid)
 
     def _reject(
         self,
@@ -330,9 +386,18 @@ class PodManager:
             "startTime": rfc3339(e.start_time),
             "containerStatuses": statuses,
         }
+        if e.start_time_before:
+            status["startTime"] = e.start_time_before
         if e.error is not None:
             status["message"] = e.error[1]
             status["reason"] = e.error[0]
+        elif e.shutdown:
+            status["reason"] = NODE_SHUTDOWN
+            status["message"] = (
+                f"Node {self.node_name} was stopped"
+                if phase in _TERMINAL
+                else f"Node {self.node_name} was stopped; the pod restarts when it is back"
+            )
         return status
 
     def _condition(self, e: _Entry, type_: str, value: tuple[str, str, str]) -> dict[str, Any]:
@@ -367,7 +432,7 @@ class PodManager:
             "imageID": f"{runtime}://{image or name}",
             "ready": s.ready,
             "started": s.state == "running",
-            "restartCount": s.restart_count,
+            "restartCount": s.restart_count + e.restarts_before.get(name, 0),
             "state": _state(s),
             "lastState": {},
         }
@@ -376,35 +441,94 @@ class PodManager:
         last = e.last.get(name)
         if last is not None and s.state != "terminated":
             out["lastState"] = _state(last)
+        elif last is None and name in e.last_before:
+            out["lastState"] = e.last_before[name]
         return out
 
     def _phase(self, e: _Entry) -> str:
         """Kubernetes' rule (kubelet ``getPhase``), counting a waiting container that
-        has run before as stopped; a stopped (deleted) pod ends Succeeded or Failed."""
+        has run before (here, or before this node restarted) as stopped; a stopped
+        (deleted) pod ends Succeeded or Failed."""
         if e.error is not None or e.spec is None:
             return "Pending"
         waiting = running = stopped = succeeded = 0
         for name in e.container_names:
             s = e.states.get(name)
-            if s is None or (s.state == "waiting" and name not in e.last):
-                waiting += 1
-                continue
-            if s.state == "running":
+            if s is not None and s.state == "running":
                 running += 1
                 continue
-            final = s if s.state == "terminated" else e.last[name]
-            stopped += 1
-            succeeded += final.exit_code == 0
+            if s is not None and (s.state == "terminated" or name in e.last):
+                final = s if s.state == "terminated" else e.last[name]
+                stopped += 1
+                succeeded += final.exit_code == 0
+            elif name in e.last_before:  # ran before this node restarted
+                stopped += 1
+                succeeded += e.last_before[name]["terminated"].get("exitCode") == 0
+            else:
+                waiting += 1
         if waiting:
             return "Pending"
         if running:
             return "Running"
-        terminal = e.stopped or e.spec.restart_policy == "Never"
+        terminal = (e.stopped and not e.shutdown) or e.spec.restart_policy == "Never"
         if e.spec.restart_policy == "OnFailure" and succeeded == stopped:
             terminal = True
         if not terminal:
             return "Running"
         return "Succeeded" if succeeded == stopped else "Failed"
+
+
+_SANDBOX_CHANGED = "Pod sandbox changed, it will be killed and re-created."
+
+
+def finished(pod: dict[str, Any]) -> bool:
+    """Whether ``pod`` ran to its end under its restart policy, so that it is never run
+    again: ``Succeeded``, or ``Failed`` unless ``restartPolicy`` is ``Always`` (a
+    kubelet never reports that: it is an older node's report of a stop, and such a pod
+    is restarted like any other)."""
+    status = pod.get("status")
+    phase = status.get("phase") if isinstance(status, dict) else None
+    if phase == "Succeeded":
+        return True
+    spec = pod.get("spec")
+    policy = (spec.get("restartPolicy") if isinstance(spec, dict) else None) or "Always"
+    return phase == "Failed" and policy != "Always"
+
+
+def _ran_before(e: _Entry, obj: dict[str, Any]) -> bool:
+    """Take over what this node reported of ``obj`` before it restarted (see "Restarts
+    in place"); True if a container of it had started here."""
+    status = obj.get("status")
+    if not isinstance(status, dict):
+        return False
+    ran = False
+    for cs in status.get("containerStatuses") or []:
+        if not isinstance(cs, dict) or cs.get("name") not in e.container_names:
+            continue
+        state = cs.get("state")
+        state = state if isinstance(state, dict) else {}
+        running, terminated = state.get("running"), state.get("terminated")
+        last = cs.get("lastState")
+        last = last if isinstance(last, dict) else {}
+        if not isinstance(terminated, dict) and not isinstance(running, dict):
+            terminated = last.get("terminated")  # waiting to restart, or never started
+            if not isinstance(terminated, dict):
+                continue
+        name, count = str(cs["name"]), cs.get("restartCount")
+        ran = True
+        before = count if isinstance(count, int) and not isinstance(count, bool) else 0
+        e.restarts_before[name] = max(0, before) + 1
+        if isinstance(terminated, dict):
+            e.last_before[name] = {"terminated": terminated}
+        else:  # it was running when the node went away: its end was not seen
+            assert isinstance(running, dict)
+            unseen: dict[str, Any] = {"exitCode": 255, "reason": "Unknown"}
+            if isinstance(running.get("startedAt"), str):
+                unseen["startedAt"] = running["startedAt"]
+            e.last_before[name] = {"terminated": unseen}
+    if ran and isinstance(status.get("startTime"), str):
+        e.start_time_before = status["startTime"]
+    return ran
 
 
 def _same(a: ContainerState, b: ContainerState) -> bool:
