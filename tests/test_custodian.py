@@ -22,7 +22,7 @@ from hyperion.control.custodian import (
     key_hash,
 )
 from hyperion.control.features import request_of
-from hyperion.runtime.base import SpecError
+from hyperion.runtime.base import NODE_SHUTDOWN, SpecError
 
 IDS = [hashlib.sha1(f"n{i}".encode()).hexdigest() for i in range(5)]
 NAMES = {nid: f"node-{i + 1}" for i, nid in enumerate(IDS)}
@@ -272,6 +272,107 @@ def test_a_node_declared_dead_by_mistake_keeps_its_pods() -> None:
     bind(cat, replacement(), NAMES[spare])
     step(c, cat, live, 2001.0 + LOST_GRACE_S, gone_since=gone)
     assert b["metadata"]["name"] not in names() and len(names()) == 2
+
+
+def stopped_with_node(pod: dict[str, Any], phase: str = "Running") -> None:
+    """What a node that stops cleanly reports of its pod (``PodManager.close``)."""
+    pod["status"] = {
+        "phase": phase,
+        "reason": NODE_SHUTDOWN,
+        "conditions": [{"type": "Ready", "status": "False"}],
+    }
+
+
+def test_a_node_stopped_cleanly_restarts_its_pods_in_place_within_the_grace() -> None:
+    # node-2 stops cleanly at 1000 and is back 3 s later: its replica is neither
+    # replaced nor counted as ready meanwhile, and nothing is deleted.
+    cat = Cat()
+    cat.put("apps/deployments", deployment(replicas=2))
+    c = the_custodian("apps/deployments", "web", IDS)
+    step(c, cat, IDS, 900.0)
+    a, b = cat.pods()
+    other = next(n for n in IDS if n != c.node_id)
+    bind(cat, a, NAMES[c.node_id])
+    bind(cat, b, NAMES[other])
+    originals = {a["metadata"]["name"], b["metadata"]["name"]}
+    stopped_with_node(b)
+    live = [n for n in IDS if n != other]
+    gone = {NAMES[other]: 1000.0}
+    for now in (1000.1, 1002.0, 1000.0 + LOST_GRACE_S - 0.01):
+        assert step(c, cat, live, now, gone_since=gone) == []
+        assert {p["metadata"]["name"] for p in cat.pods()} == originals
+    st = cat.list("apps/deployments")[0]["status"]
+    assert (st["replicas"], st["readyReplicas"], st["unavailableReplicas"]) == (2, 1, 1)
+    bind(cat, b, NAMES[other])  # back, and its kubelet restarted the pod
+    assert step(c, cat, IDS, 1003.0) == []
+    assert {p["metadata"]["name"] for p in cat.pods()} == originals
+    assert cat.list("apps/deployments")[0]["status"]["readyReplicas"] == 2
+
+
+def test_a_node_stopped_cleanly_that_stays_away_is_replaced_after_the_grace() -> None:
+    cat = Cat()
+    cat.put("apps/statefulsets", {**deployment("db", 2), "kind": "StatefulSet"})
+    c = the_custodian("apps/statefulsets", "db", IDS)
+    step(c, cat, IDS, 900.0)
+    other = next(n for n in IDS if n != c.node_id)
+    spare = next(n for n in IDS if n not in (c.node_id, other))
+    p0, p1 = sorted(cat.pods(), key=lambda p: p["metadata"]["name"])
+    bind(cat, p0, NAMES[c.node_id])
+    bind(cat, p1, NAMES[other])
+    stopped_with_node(p1)
+    live = [n for n in IDS if n != other]
+    gone = {NAMES[other]: 1000.0}
+    step(c, cat, live, 1000.0 + LOST_GRACE_S - 0.01, gone_since=gone)
+    assert len(cat.pods()) == 2  # still restarting
+    step(c, cat, live, 1000.0 + LOST_GRACE_S, gone_since=gone)  # the grace is over
+    [new] = [p for p in cat.pods() if p["metadata"]["name"] not in ("db-0", "db-1")]
+    assert new["metadata"]["name"].startswith("db-1-")  # db-1 is still bound to node-2
+    bind(cat, new, NAMES[spare])
+    step(c, cat, live, 1001.0 + LOST_GRACE_S, gone_since=gone)
+    assert sorted(p["metadata"]["name"] for p in cat.pods()) == ["db-0", new["metadata"]["name"]]
+    # A custodian that never saw the node go (it started later: no gone_since) does not
+    # wait for it either.
+    assert not c.restarting(p1, Members({n: NAMES[n] for n in live}), 1000.1)
+
+
+def test_only_pods_that_may_run_again_wait_for_their_node() -> None:
+    c = the_custodian("apps/deployments", "web", IDS)
+    other = next(n for n in IDS if n != c.node_id)
+    members = Members({n: NAMES[n] for n in IDS if n != other}, gone_since={NAMES[other]: 1000.0})
+    pod: dict[str, Any] = {"metadata": {"name": "p", "uid": "u"}, "spec": {"nodeName": ""}}
+    bind(Cat(), pod, NAMES[other])
+    assert not c.restarting(pod, members, 1001.0)  # no NodeShutdown: it crashed
+    stopped_with_node(pod)
+    assert c.restarting(pod, members, 1001.0) and not c.lost(pod, members, 1001.0)
+    stopped_with_node(pod, "Failed")  # a Never pod killed with its node: it is over
+    assert not c.restarting(pod, members, 1001.0) and c.lost(pod, members, 1001.0)
+    stopped_with_node(pod)
+    back = Members({n: NAMES[n] for n in IDS})
+    assert not c.restarting(pod, back, 1001.0) and not c.lost(pod, back, 1001.0)
+
+
+def test_a_job_pod_restarting_with_its_node_stays_active() -> None:
+    cat = Cat()
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j", "namespace": "default", "uid": "uid-j", "generation": 1},
+        "spec": {
+            "template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c"}]}}
+        },
+    }
+    cat.put("batch/jobs", job)
+    c = the_custodian("batch/jobs", "j", IDS)
+    step(c, cat, IDS, 900.0)
+    [p] = cat.pods()
+    other = next(n for n in IDS if n != c.node_id)
+    p["spec"]["nodeName"] = NAMES[other]
+    stopped_with_node(p)
+    live = [n for n in IDS if n != other]
+    step(c, cat, live, 1001.0, gone_since={NAMES[other]: 1000.0})
+    assert cat.pods() == [p] and cat.list("batch/jobs")[0]["status"]["active"] == 1
+    step(c, cat, live, 1000.0 + LOST_GRACE_S, gone_since={NAMES[other]: 1000.0})
+    assert len(cat.pods()) == 2  # not back in time: a new pod
 
 
 def test_scale_down_retires_unbound_first() -> None:

@@ -23,6 +23,7 @@ CORES = [
     "policy/rl.py",
     "control/hlc.py",
     "control/catalog.py",
+    "control/custodian.py",
 ]
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "threading", "selectors", "grpc"}
 

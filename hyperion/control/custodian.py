@@ -28,6 +28,13 @@ What a custodian does, per workload kind:
   which is refuted within about a second. When such a node or a partition comes
   back, the surplus is retired instead — unbound first, then not ready, then the
   newest, so nothing running is restarted needlessly.
+* **Restarts**: a node that stops cleanly reports its Pods not ready with status
+  reason ``NodeShutdown`` (``hyperion.runtime.pods``) and restarts them in place when
+  it starts again, as a kubelet does. Such a Pod that may run again (not
+  ``Succeeded``/``Failed``) is *restarting*, not lost, while its node has been out of
+  the view for less than ``lost_grace_s`` (``Members.gone_since``): it is neither
+  replaced nor counted as running. If the node is not back by then, it is lost as
+  above. A node that crashed reports nothing, and its replicas are replaced at once.
 * **Partitions**: each side of a partition has its own custodian and keeps running
   what it has (an edge site cut off works offline; a workload applied there is placed
   there). Both sides replace the replicas they cannot see, but only the side whose
@@ -63,6 +70,8 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from hyperion.runtime.base import NODE_SHUTDOWN
 
 POD = "/pods"
 EVENT = "/events"
@@ -255,6 +264,21 @@ class Custodian:
     def _suffix(self) -> str:
         return "".join(self._rng.choice(_ALNUM) for _ in range(5))
 
+    def restarting(self, pod: Obj, members: Members, now: float) -> bool:
+        """Whether ``pod`` is on a node that stopped cleanly less than ``lost_grace_s``
+        ago and may run again when it is back (see Restarts in the module docstring)."""
+        node = _spec(pod).get("nodeName")
+        if not node or members.alive(str(node)) or pod_phase(pod) in ("Succeeded", "Failed"):
+            return False
+        if _status(pod).get("reason") != NODE_SHUTDOWN:
+            return False
+        gone = members.gone_since.get(str(node))
+        return gone is not None and now - gone < self.lost_grace_s
+
+    def lost(self, pod: Obj, members: Members, now: float) -> bool:
+        """Lost (``Members.lost``) and not restarting: to be replaced."""
+        return members.lost(pod) and not self.restarting(pod, members, now)
+
     def mine(self, resource: str, ns: str, name: str, members: Members) -> bool:
         return custodian_of(resource, ns, name, members.live) == self.node_id
 
@@ -369,7 +393,7 @@ class Custodian:
         placed = []
         for s in siblings:
             node = _spec(s).get("nodeName")
-            if node and s is not pod and not members.lost(s):
+            if node and s is not pod and not self.lost(s, members, now):
                 zone, region = members.topology.get(str(node), ("", ""))
                 placed.append((str(node), zone, region))
         out.append(TenderPod(key, pod, tuple(placed)))
@@ -401,8 +425,9 @@ class Custodian:
         indexed = resource != "apps/deployments"
         thash = template_hash(template)
         live = [p for p in pods if not _meta(p).get("deletionTimestamp")]
-        lost = [p for p in live if members.lost(p)]
+        lost = [p for p in live if self.lost(p, members, now)]
         counted = [p for p in live if p not in lost]
+        restarting = [p for p in counted if self.restarting(p, members, now)]
         current = [p for p in counted if _labels(p).get(TEMPLATE_HASH) == thash or indexed]
         old = [p for p in counted if p not in current]
         if indexed:
@@ -432,7 +457,7 @@ class Custodian:
             if old and ready_new >= desired:
                 for p in old:
                     out.append(Write(_key(p), None))
-        running = sum(1 for p in counted if pod_phase(p) == "Running")
+        running = sum(1 for p in counted if pod_phase(p) == "Running" and p not in restarting)
         if running >= desired and members.quorum_since is not None:
             for p in lost:  # replacements run: lost Pods go after the grace (see above)
                 gone = members.gone_since.get(str(_spec(p).get("nodeName")), float("-inf"))
@@ -632,7 +657,11 @@ class Custodian:
             for cs in _status(p).get("containerStatuses") or []
             if isinstance(cs, dict)
         )
-        active = [p for p in live if pod_phase(p) in ("Pending", "Running") and not members.lost(p)]
+        active = [
+            p
+            for p in live
+            if pod_phase(p) in ("Pending", "Running") and not self.lost(p, members, now)
+        ]
         st: dict[str, Any] = dict(old)
         st.update({"succeeded": succeeded, "failed": failed, "active": len(active)})
         at = self._rfc3339(now)
