@@ -313,6 +313,15 @@ class CertificateAuthority:
         """The directory holding this CA."""
         return self._ca_dir
 
+    def sign_data(self, data: bytes) -> bytes:
+        """An ECDSA P-256 / SHA-256 signature (DER) of ``data`` by the CA key.
+
+        For statements any holder of the trust bundle can check, such as revocation
+        records (``hyperion.identity.revocation``); callers prefix ``data`` with a
+        domain-separation tag of their own.
+        """
+        return self._key.sign(bytes(data), ec.ECDSA(hashes.SHA256()))
+
     def issue_svid(
         self,
         spiffe_id: str,

@@ -18,3 +18,7 @@ class TokenError(IdentityError):
 class EnrollError(IdentityError):
     """Enrollment or renewal over the network failed: a malformed request (issuer side),
     a CA that does not match the pin, a refusal or an unreachable issuer (joiner side)."""
+
+
+class RevocationError(IdentityError):
+    """A revocation record is malformed, badly signed, or cannot be stored or read."""

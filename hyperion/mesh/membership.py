@@ -540,6 +540,26 @@ class Membership:
         self._broadcast(0, ID_SPACE_MAX, (u,), out)
         return out
 
+    def ban(self, node_id: str, now: float, name: str = "") -> list[Effect]:
+        """Declare ``node_id`` dead for good (its identity was revoked).
+
+        The member gets the largest key there is, dead at the largest incarnation the
+        table holds: no rumor, refutation or push-pull can override it, so it is never
+        re-admitted, and the rumor that spreads it does the same on every node that
+        hears it. Reconnect probes skip it. Banning self or a banned member does nothing.
+        """
+        if node_id == self.node_id:
+            return []
+        d = self.directory
+        slot = d.slot(node_id, "", name)
+        self.table.ensure(len(d))
+        key = make_key(self.table.dtype_max_incarnation, DEAD)
+        out: list[Effect] = []
+        if self.table.get(slot) < key:
+            self.stats.inc("banned")
+            self._apply(slot, key, now, out)
+        return out
+
     def adopt_directory(self, now: float) -> None:
         """Treat every directory entry as alive at incarnation 0, as after a completed join.
 
@@ -679,6 +699,11 @@ class Membership:
                 rc = self.config.reconnect_interval_s or 0.0
                 self._next_reconnect = now + rc * (0.5 + self.rng.random())
                 dead = self._random_dead()
+                if (
+                    dead is not None
+                    and self.table.get(dead) >> 2 == self.table.dtype_max_incarnation
+                ):
+                    dead = None  # banned (``ban``): never probed again
                 if dead is not None:
                     d = self.directory
                     self.stats.inc("reconnect_attempts")

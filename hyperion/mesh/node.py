@@ -22,6 +22,17 @@ core that owns its type and wires the cores together:
   so) neither sends nor gets catalog traffic. Catalog messages reaching a node not
   taking part are dropped and counted (``catalog_dropped_not_speaking``).
 
+* Revocations (DESIGN §9). A revocation record (``hyperion.identity.revocation``: signed
+  by the CA, checked by the injected ``check_revocation``) travels as a catalog object
+  under ``REVOCATIONS``, so it reaches every catalog peer by push and anti-entropy, and a
+  node that was down or cut off gets it at its next digest exchange; it is also kept on
+  disk with the catalog. Each record is verified when it arrives; an invalid one is
+  counted and ignored. A verified one is notified (``Revoked``) once, and a revoked
+  node is banned: membership holds it dead for good (``Membership.ban``), so it leaves
+  the DHT, pub/sub and catalog peers, and every later message from it is dropped and
+  counted (``revoked_dropped``). The enforced set only grows: a delete of a held,
+  unexpired record (no node should write one) is undone by writing the record back.
+
 Clocks: ``now`` is the driver's clock (monotonic on a real node). Record expiry is
 compared across nodes, so the DHT and the records see ``now + wall_offset`` — the
 driver passes the offset between its wall clock and ``now`` (0 in the simulator).
@@ -34,11 +45,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hyperion.control.catalog import (
+    DELETED,
     Catalog,
+    CatalogChanged,
     CatalogConfig,
     CatalogDelta,
     CatalogDigest,
     Change,
+    Expired,
     Key,
 )
 from hyperion.control.hlc import Timestamp
@@ -64,6 +78,26 @@ _MEMBERSHIP_TYPES = (Ping, Ack, PingReq, Gossip, Broadcast, PushPull)
 _DHT_TYPES = (dht_mod.FindNode, dht_mod.FindValue, dht_mod.Nodes, dht_mod.Store, dht_mod.StoreAck)
 _CATALOG_TYPES = (CatalogDigest, CatalogDelta)
 CATALOG_PROTOCOL = 2  # the first protocol version with the object catalog
+REVOCATIONS = "hyperion.io/revocations"  # catalog resource of revocation records
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """A verified revocation record (what ``check_revocation`` returns); notified once.
+
+    ``node_id`` is the revoked node's id when the record revokes a node's whole SPIFFE
+    ID, else "". ``expires_at`` is wall seconds (0: never). ``record`` is the record's
+    byte form, for the layers above to enforce.
+    """
+
+    key: str
+    subject: str
+    node_id: str
+    expires_at: float
+    record: bytes
+
+
+RevocationCheck = Callable[[bytes], "Revoked | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +145,14 @@ class MeshNode:
         catalog: CatalogConfig | None = None,
         rv_start: int = 0,
         control: Core | None = None,
+        check_revocation: RevocationCheck | None = None,
     ) -> None:
         """``rv_start``: the catalog's first resourceVersion (see ``Catalog``).
         ``control``: the core of the layer above (the scheduler), which gets every
         message of a type the machine plane does not own, its timers, and its effects
-        passed up unchanged."""
+        passed up unchanged. ``check_revocation``: decodes and verifies a revocation
+        record (None if malformed or not signed by the CA); without it revocation
+        records are replicated but not enforced."""
         self.control = control
         self.node_id = node_id
         self.addr = addr
@@ -168,6 +205,10 @@ class MeshNode:
         self._speaks: dict[str, bool] = {}  # node id -> its record lists CATALOG_PROTOCOL
         self._catalog_peers: dict[str, str] = {}  # given to the catalog: id -> addr
         self._catalog_dropped = 0
+        self._check_revocation = check_revocation
+        self.revoked: dict[str, Revoked] = {}  # record key -> record, verified
+        self.banned: set[str] = set()  # node ids revoked
+        self._revocations_rv = 0  # catalog rv up to which records were looked at
 
     # --------------------------------------------------------------- local API
 
@@ -205,6 +246,31 @@ class MeshNode:
         out.extend(fx)
         return self._process(out, now)
 
+    def revoke(self, record: bytes, now: float) -> tuple[Revoked | None, list[Effect]]:
+        """Enforce a revocation record and spread it (as a catalog object).
+
+        Returns the verified record (None, with no effects, if it does not verify).
+        """
+        rv = None if self._check_revocation is None else self._check_revocation(record)
+        if rv is None:
+            self._inc("revocation_refused")
+            return None, []
+        out: list[Effect] = []
+        key = (REVOCATIONS, "", rv.key)
+        obj = {"record": rv.record.decode("ascii")}
+        held = self.catalog.get(key)
+        if held is None or held.obj != obj:
+            _, fx = self.catalog.write(key, obj, now)
+            out.extend(fx)
+        self._apply_revocation(rv, now, out)
+        return rv, self._process(out, now)
+
+    def scan_revocations(self, now: float) -> list[Effect]:
+        """Enforce the records in the catalog (after it was restored from disk)."""
+        out: list[Effect] = []
+        self._scan_revocations(now, out)
+        return self._process(out, now)
+
     def catalog_peers(self) -> list[str]:
         """Live members this node exchanges catalog objects with (node ids)."""
         return list(self._catalog_peers)
@@ -227,6 +293,9 @@ class MeshNode:
     # ---------------------------------------------------------- core interface
 
     def handle(self, msg: object, now: float) -> list[Effect]:
+        if self.banned and getattr(msg, "src", None) in self.banned:
+            self._inc("revoked_dropped")
+            return []
         if isinstance(msg, _MEMBERSHIP_TYPES):
             fx = self.membership.handle(msg, now)
         elif isinstance(msg, Rpc):
@@ -303,6 +372,8 @@ class MeshNode:
                     if ev.from_peer != self.node_id:
                         self._on_announcement(ev.message.data, now, queue)
                     continue  # internal topic: not passed up
+            elif isinstance(ev, CatalogChanged):
+                self._scan_revocations(now, queue)
             elif isinstance(ev, LookupDone):
                 nid = self._fetching.pop(ev.lookup_id, None)
                 if nid is not None:
@@ -340,6 +411,56 @@ class MeshNode:
             return [Notify(RecordEvent(ev.node_id, None, "member_gone"))]
         return []
 
+    def _scan_revocations(self, now: float, out: list[Effect]) -> None:
+        """Look at the revocation records the catalog changed since the last look."""
+        cat = self.catalog
+        if self._check_revocation is None or cat.rv == self._revocations_rv:
+            return
+        try:
+            changes: list[Change] | None = cat.changes_since(self._revocations_rv)
+        except Expired:  # the first look, or the log moved on: read them all
+            changes = None
+        self._revocations_rv = cat.rv
+        if changes is None:
+            for e in cat.list(REVOCATIONS):
+                self._learn_revocation(e.obj, now, out)
+            return
+        for ch in changes:
+            if ch.key[0] != REVOCATIONS:
+                continue
+            if ch.type != DELETED:
+                self._learn_revocation(ch.obj, now, out)
+                continue
+            held = self.revoked.get(ch.key[2])
+            wall = now + self.wall_offset
+            if held is not None and not (held.expires_at and wall >= held.expires_at):
+                self._inc("revocation_restored")  # the set only grows: write it back
+                _, fx = cat.write(ch.key, {"record": held.record.decode("ascii")}, now)
+                out.extend(fx)
+
+    def _learn_revocation(self, obj: object, now: float, out: list[Effect]) -> None:
+        raw = obj.get("record") if isinstance(obj, dict) else None
+        rv = None
+        if isinstance(raw, str) and raw.isascii() and self._check_revocation is not None:
+            rv = self._check_revocation(raw.encode("ascii"))
+        if rv is None:
+            self._inc("revocation_invalid")
+            return
+        self._apply_revocation(rv, now, out)
+
+    def _apply_revocation(self, rv: Revoked, now: float, out: list[Effect]) -> None:
+        if rv.expires_at and now + self.wall_offset >= rv.expires_at:
+            self._inc("revocation_expired")
+            return
+        if self.revoked.get(rv.key) == rv:
+            return
+        self.revoked[rv.key] = rv
+        self._inc("revocations")
+        out.append(Notify(rv))
+        if rv.node_id and rv.node_id != self.node_id and rv.node_id not in self.banned:
+            self.banned.add(rv.node_id)
+            out.extend(self.membership.ban(rv.node_id, now))
+
     def _on_announcement(self, data: bytes, now: float, out: list[Effect]) -> None:
         try:
             rec = self._decode_record(data)
@@ -349,6 +470,9 @@ class MeshNode:
         self._learn(rec, now, "gossip", out)
 
     def _learn(self, rec: Record, now: float, via: str, out: list[Effect]) -> bool:
+        if rec.key in self.banned:
+            self._inc("record_of_revoked")
+            return False
         held = self.directory.get(rec.key)
         if held is not None and held.version >= rec.version:
             self._inc("record_not_newer")

@@ -23,7 +23,7 @@ from hyperion.identity.keys import NodeKey
 from hyperion.identity.spiffe import node_spiffe_id
 from hyperion.mesh.crypto import node_record_policy, verify_message, verify_record
 from hyperion.mesh.membership import PROFILES
-from hyperion.mesh.node import MeshNode, RecordEvent
+from hyperion.mesh.node import MeshNode, RecordEvent, RevocationCheck
 from hyperion.mesh.pubsub import PubSubConfig
 from hyperion.mesh.records import NodeRecord, build_record
 from hyperion.net import codec
@@ -91,7 +91,12 @@ class SimMesh:
 
 
 def build_mesh(
-    n: int, *, seed: int = 1, versions: Sequence[int] | None = None, loss: float = 0.0
+    n: int,
+    *,
+    seed: int = 1,
+    versions: Sequence[int] | None = None,
+    loss: float = 0.0,
+    check_revocation: RevocationCheck | None = None,
 ) -> SimMesh:
     matrix = rtt_mod.load()
     sim = Simulator(seed, matrix, loss=loss)
@@ -117,6 +122,7 @@ def build_mesh(
             now=0.0,
             swim=PROFILES["lan"],
             pubsub=PubSubConfig.for_version(v),
+            check_revocation=check_revocation,
         )
         nodes.append(node)
         cloud, region = matrix.regions[i % len(matrix.regions)].split(":", 1)
