@@ -20,6 +20,12 @@ here from the options and the machine, and published when the node starts. The D
 also holds replica leases and workload records (``hyperion.mesh.leases``), written
 and read by the control driver; ``Admin.Locate`` resolves them for ``hyperion locate``.
 
+Revocations (``hyperion.identity.revocation``): the node enforces a ``RevocationList``
+filled from the records the mesh verifies (``MeshNode``; a CA-holding node also loads
+the CA's ``revocations.json`` at start and spreads it); the mesh port, the admin API,
+``Renew``/``Enroll`` and the Kubernetes API consult it at every message or request.
+``Admin.Revoke`` takes a record from ``hyperion ca revoke``.
+
 Test hook: ``HYPERION_TEST_LEASE_PAUSE`` (read once at start) names a file listing
 ``namespace/name`` of pods whose leases this node stops renewing (see
 ``hyperion.control.driver``).
@@ -51,9 +57,9 @@ from hyperion.control.custodian import WORKLOADS
 from hyperion.control.driver import ControlDriver
 from hyperion.control.persist import CatalogStore
 from hyperion.control.scheduler import Placed, Scheduler, Unplaced
-from hyperion.identity import _fs
+from hyperion.identity import _fs, revocation
 from hyperion.identity.ca import CertificateAuthority, Svid
-from hyperion.identity.errors import IdentityError
+from hyperion.identity.errors import IdentityError, RevocationError
 from hyperion.identity.keys import NodeKey
 from hyperion.identity.spiffe import node_spiffe_id, parse_spiffe_id
 from hyperion.identity.tokens import redeem_token
@@ -61,7 +67,7 @@ from hyperion.mesh import leases
 from hyperion.mesh.crypto import mesh_record_policy, verify_message, verify_record
 from hyperion.mesh.dht import LookupDone, Record
 from hyperion.mesh.membership import PROFILES, MemberEvent
-from hyperion.mesh.node import MeshNode, RecordEvent
+from hyperion.mesh.node import MeshNode, RecordEvent, Revoked
 from hyperion.mesh.pubsub import PubSubConfig
 from hyperion.mesh.records import Gpu, NodeRecord, RecordError, build_record
 from hyperion.net import codec, wire_pb2, wire_pb2_grpc
@@ -73,6 +79,7 @@ from hyperion.net.transport import (
     CredentialStore,
     Transport,
     peer_identity,
+    peer_revoked,
     start_server,
 )
 from hyperion.policy import get_policy
@@ -127,6 +134,15 @@ def obtain_svid(opts: NodeOptions, key: NodeKey, ca: CertificateAuthority) -> Sv
     """The node's SVID: reuse a valid one, renew while valid, else redeem the join token."""
     ndir = node_dir(opts.dir, opts.name)
     spiffe_id = node_spiffe_id(ca.trust_domain, key.node_id)
+    try:
+        revoked = revocation.RevocationList(revocation.read_list(opts.dir, ca.bundle_pem))
+    except RevocationError as e:
+        raise IdentityError(f"cannot check revocations: {e}") from None
+    rec = revoked.revoked(spiffe_id)
+    if rec is not None:
+        raise IdentityError(
+            f"node {opts.name} ({spiffe_id}) is revoked: {rec.reason or 'no reason'}"
+        )
     current: Svid | None = None
     with contextlib.suppress(IdentityError):
         current = Svid.read(ndir)
@@ -238,6 +254,31 @@ class _Admin(wire_pb2_grpc.AdminServicer):
         sid = peer_identity(context, self._node.trust_domain)
         if sid is None or sid.kind != "user":
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "admin API needs a user SVID")
+        if peer_revoked(context, self._node.revocations):
+            self._node.counters.inc("admin_refused_revoked")
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{sid} is revoked")
+
+    async def Revoke(  # noqa: N802 (gRPC method name)
+        self, request: wire_pb2.RevokeRequest, context: grpc.aio.ServicerContext
+    ) -> wire_pb2.RevokeReply:
+        """Enforce and spread a CA-signed record: its signature is the authority."""
+        await self._require_user(context)
+        node = self._node
+        try:
+            rec = revocation.decode_verified(request.record, node.svid.bundle_pem)
+        except RevocationError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        if node.core is None or node.driver is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "node is starting")
+        assert node.core is not None and node.driver is not None
+        _, effects = node.core.revoke(rec.to_bytes(), time.monotonic())
+        node.driver.execute(effects)
+        return wire_pb2.RevokeReply(
+            node_id=node.key.node_id,
+            name=node.opts.name,
+            subject=rec.subject,
+            known=len(node.revocations),
+        )
 
     async def Members(  # noqa: N802 (gRPC method name)
         self, request: wire_pb2.MembersRequest, context: grpc.aio.ServicerContext
@@ -306,6 +347,7 @@ class Node:
         self.enroll_addr = ""
         self.creds = CredentialStore(self.svid)
         self.counters = Counters()
+        self.revocations = revocation.RevocationList()
         self.state_since: dict[str, float] = {}
         self.addr = ""
         self.core: MeshNode | None = None
@@ -335,6 +377,9 @@ class Node:
             if self.control is not None:
                 self.control.on_event(event)
             return
+        if isinstance(event, Revoked):
+            self._on_revoked(event)
+            return
         if self.control is not None:
             self._feed_control(event)
         if self.api is not None and isinstance(event, (RecordEvent, MemberEvent)):
@@ -353,6 +398,28 @@ class Node:
             log.info(
                 "member %s (%s) is %s", event.name or event.node_id[:12], event.addr, event.state
             )
+
+    def _check_revocation(self, data: bytes) -> Revoked | None:
+        """``MeshNode``'s verifier: a record signed by our trust domain's CA, or None."""
+        try:
+            rec = revocation.decode_verified(data, self.svid.bundle_pem)
+        except RevocationError as e:
+            log.warning("revocation record refused: %s", e)
+            return None
+        sid = parse_spiffe_id(rec.subject)
+        whole_node = sid.kind == "node" and not rec.serial and sid.trust_domain == self.trust_domain
+        return Revoked(
+            rec.key, rec.subject, sid.name if whole_node else "", rec.expires_at, rec.to_bytes()
+        )
+
+    def _on_revoked(self, event: Revoked) -> None:
+        with contextlib.suppress(RevocationError):
+            self.revocations.add(revocation.decode(event.record))
+        self.counters.inc("revocations_enforced")
+        if event.node_id == self.key.node_id:
+            log.error("this node's identity %s is revoked: peers refuse it", event.subject)
+        else:
+            log.warning("revoked: %s", event.subject)
 
     def _feed_control(self, event: object) -> None:
         """Node records and membership changes into the scheduler's view."""
@@ -592,6 +659,20 @@ class Node:
             self._client_ssl = ctx
         return addr, self._client_ssl
 
+    def _load_revocations(self, now: float) -> None:
+        """Enforce the records in the restored catalog and, on a CA node, the CA's list."""
+        assert self.core is not None and self.driver is not None
+        self.driver.execute(self.core.scan_revocations(now))
+        if self.ca is None:
+            return
+        try:
+            recs = revocation.read_list(self.opts.dir, self.ca.bundle_pem)
+        except RevocationError as e:
+            log.error("revocation list not loaded: %s", e)
+            return
+        for rec in recs:
+            self.driver.execute(self.core.revoke(rec.to_bytes(), now)[1])
+
     async def _start_api(self) -> web.AppRunner:
         assert self.core is not None and self.driver is not None
         store = ObjectStore(
@@ -604,6 +685,7 @@ class Node:
             nodes=self.node_objects,  # type: ignore[arg-type]
             log_path=self.pod_log_path,  # type: ignore[arg-type]
             peer_api=self.peer_api,
+            revoked=lambda sid, serial: self.revocations.revoked(sid, serial) is not None,
         )
         self.api = ApiServer(ctx)
         self._api_ssl = server_ssl_context(
@@ -630,7 +712,9 @@ class Node:
         holder: list[CoreDriver] = []
         issuer = None
         if self.ca is not None:
-            issuer = Issuer(self.ca, self.opts.svid_ttl_s, self.counters)
+            issuer = Issuer(
+                self.ca, self.opts.svid_ttl_s, self.counters, revocations=self.revocations
+            )
         server, port = await start_server(
             self.opts.listen,
             self.creds,
@@ -639,6 +723,7 @@ class Node:
             lambda opened: holder[0].deliver(opened),
             admin=_Admin(self),
             renewal=None if issuer is None else RenewalServicer(issuer),
+            revocations=self.revocations,
         )
         host = self.opts.listen.rsplit(":", 1)[0]
         if host in ("", "0.0.0.0", "[::]"):
@@ -685,6 +770,7 @@ class Node:
             pubsub=PubSubConfig.for_version(self.opts.wire_version),
             rv_start=int(time.time() * 1000) * 1000,
             control=scheduler,
+            check_revocation=self._check_revocation,
         )
         # The catalog saved by the last run, before any peer traffic (persist.py).
         self.persist = CatalogStore(
@@ -702,6 +788,7 @@ class Node:
             version=self.opts.wire_version,
         )
         holder.append(self.driver)
+        self._load_revocations(now)
         runner = await self._start_api()
         pods = self._pod_manager(host)
         self.control = ControlDriver(

@@ -10,8 +10,9 @@ protobuf request bodies become the same dicts as JSON ones in ``k8sproto``.
 
 Security: the listener is TLS with ``CERT_REQUIRED`` against the trust-domain CA, so a
 client without a certificate chained to it fails the handshake. Each request is then
-checked again (continuous authorization): the certificate must still be valid now and
-name a user (``spiffe://TD/user/<name>``) or a node of the trust domain. Users in the
+checked again (continuous authorization): the certificate must still be valid now, not
+be revoked (``ApiContext.revoked``; 401, and a running watch ends) and name a user
+(``spiffe://TD/user/<name>``) or a node of the trust domain. Users in the
 ``system:masters`` group (the certificate's subject O, as Kubernetes reads it) may do
 everything; users in ``hyperion:view`` may only read; anyone else gets 403.
 
@@ -97,6 +98,9 @@ class ApiContext:
     peer_api: Callable[[str], tuple[str, ssl.SSLContext] | None] = lambda node: None
     wall: Callable[[], float] = time.time
     mesh_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Whether a client's SPIFFE ID (certificate serial, lowercase hex) is revoked: asked
+    # at every request, so a revocation takes effect on open keep-alive connections.
+    revoked: Callable[[str, str | None], bool] = lambda spiffe_id, serial: False
 
     def nodes_changed(self) -> None:
         """Wake node watchers (membership or a node record changed)."""
@@ -191,6 +195,14 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def _serial_hex(serial: object) -> str | None:
+    """``getpeercert()``'s serialNumber (upper-case hex) as lowercase hex, no leading 0s."""
+    try:
+        return format(int(str(serial), 16), "x")
+    except ValueError:
+        return None
+
+
 def _gvk_of(rt: ResourceType) -> str:
     return f"{rt.kind}.{rt.group}" if rt.group else rt.kind
 
@@ -225,12 +237,22 @@ class ApiServer:
         for uri in uris:
             if not uri.startswith(prefix):
                 continue
+            if self.ctx.revoked(uri, _serial_hex(peer.get("serialNumber"))):
+                raise errors.unauthorized("Unauthorized: the client certificate has been revoked")
             kind, _, name = uri[len(prefix) :].partition("/")
             if kind == "user" and name:
                 return Caller("user", name, groups)
             if kind == "node" and name:
                 return Caller("node", f"system:node:{name}", ("system:nodes",))
         raise errors.unauthorized("Unauthorized: not a user or node of this trust domain")
+
+    def _revoked_since(self, request: web.Request) -> bool:
+        """Whether a long request's caller (a watch) was revoked after it started."""
+        try:
+            self.caller(request)
+        except ApiError:
+            return True
+        return False
 
     def authorize(self, caller: Caller, verb: str, t: Target | None) -> None:
         if caller.kind == "node" or ADMIN_GROUP in caller.groups:
@@ -760,7 +782,7 @@ class ApiServer:
                 if event is not None:
                     await resp.write(self._event(request, t, event[0], event[1], table))
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline or self._revoked_since(request):
                 break
             if bookmarks and now >= next_bookmark:
                 mark = {"kind": t.rt.kind, "apiVersion": t.rt.api_version,

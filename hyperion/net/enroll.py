@@ -14,8 +14,10 @@
 Owns sockets, TLS, request limits and the token buckets that rate-limit both services.
 What is accepted is decided in ``hyperion.identity.enroll``; tokens are redeemed by
 ``hyperion.identity.tokens`` (single use, expiry, flock), exactly as a local join does.
-The codebase has no revocation list yet, so ``Renew`` refuses only what mutual TLS and
-the SPIFFE ID check refuse (other trust domains, expired SVIDs, non-node identities).
+``Renew`` refuses what mutual TLS and the SPIFFE ID check refuse (other trust domains,
+expired SVIDs, non-node identities) and, with the issuer's ``RevocationList``, a revoked
+SPIFFE ID or certificate; ``Enroll`` refuses a node key whose SPIFFE ID is revoked
+(before its token is redeemed).
 """
 
 from __future__ import annotations
@@ -44,10 +46,17 @@ from hyperion.identity.enroll import (
 )
 from hyperion.identity.errors import EnrollError, IdentityError, TokenError
 from hyperion.identity.keys import NodeKey
+from hyperion.identity.revocation import RevocationList
 from hyperion.identity.spiffe import node_spiffe_id
 from hyperion.identity.tokens import redeem_token
 from hyperion.net import wire_pb2, wire_pb2_grpc
-from hyperion.net.transport import TLS_NAME, Counters, CredentialStore, peer_identity
+from hyperion.net.transport import (
+    TLS_NAME,
+    Counters,
+    CredentialStore,
+    peer_identity,
+    peer_revoked,
+)
 
 log = logging.getLogger("hyperion.enroll")
 
@@ -101,6 +110,7 @@ class Issuer:
     renew_port: int = 0
     enroll_rate_per_s: float = ENROLL_RATE_PER_S
     enroll_burst: int = ENROLL_BURST
+    revocations: RevocationList | None = None  # identities it must not issue for
 
     def __post_init__(self) -> None:
         now = time.monotonic()
@@ -157,6 +167,11 @@ class Issuer:
             ttl_s = check_ttl(req.ttl_s, self.max_ttl_s)
         except EnrollError as e:
             await self.refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "enroll", str(e))
+        wanted = claim.spiffe_id(self.ca.trust_domain)
+        if self.revocations is not None and self.revocations.revoked(wanted) is not None:
+            await self.refuse(
+                context, grpc.StatusCode.PERMISSION_DENIED, "enroll", f"{wanted} is revoked"
+            )
         try:
             # A flock, an fsync and a signature: off the event loop that runs the mesh.
             cert = await asyncio.to_thread(self._redeem_and_issue, req.token, claim, ttl_s)
@@ -203,6 +218,10 @@ class RenewalServicer(wire_pb2_grpc.RenewalServicer):
                 f"renewal needs the node SVID of a node of trust domain {td}",
             )
         assert sid is not None
+        if peer_revoked(context, issuer.revocations):
+            await issuer.refuse(
+                context, grpc.StatusCode.PERMISSION_DENIED, "renew", f"{sid} is revoked"
+            )
         try:
             key = csr_public_key(request.csr)
             ttl_s = check_ttl(request.ttl_s, issuer.max_ttl_s)

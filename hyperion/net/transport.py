@@ -7,6 +7,10 @@
 * Every inbound envelope is checked against the connection: the peer's SPIFFE ID must
   be ``spiffe://TD/node/<sender>``, and the envelope must verify (signature, replay
   window) before its body reaches the node. Rejections are counted by reason.
+* Continuous authorization: with a ``RevocationList`` the server checks the peer's
+  SPIFFE ID and certificate serial against it at every envelope, so a revocation that
+  arrives mid-connection ends the stream (``PERMISSION_DENIED``, counted
+  ``rejected_revoked``); a reconnect is refused at its first envelope.
 * Client: one ``PeerLink`` per destination address with a bounded outbound queue and
   one long-lived client stream; on failure it reconnects with capped exponential
   backoff and jitter. Messages that cannot be queued or are in flight when a stream
@@ -26,9 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from cryptography import x509
 
 from hyperion.identity.ca import Svid
 from hyperion.identity.errors import IdentityError
+from hyperion.identity.revocation import RevocationList
 from hyperion.identity.spiffe import SpiffeId, parse_spiffe_id
 from hyperion.net import wire_pb2, wire_pb2_grpc
 from hyperion.net.envelope import EnvelopeError, Opened, ReplayGuard, verify
@@ -102,6 +108,25 @@ def peer_spiffe_id(context: grpc.aio.ServicerContext) -> str | None:
     return ids[0].decode() if len(ids) == 1 else None
 
 
+def peer_serial(context: grpc.aio.ServicerContext) -> str | None:
+    """The serial (lowercase hex) of the TLS-authenticated peer's certificate."""
+    pems = context.auth_context().get("x509_pem_cert") or []
+    if len(pems) != 1:
+        return None
+    try:
+        return format(x509.load_pem_x509_certificate(pems[0]).serial_number, "x")
+    except ValueError:
+        return None
+
+
+def peer_revoked(context: grpc.aio.ServicerContext, revocations: RevocationList | None) -> bool:
+    """Whether the peer's SPIFFE ID (or its certificate) is revoked."""
+    if revocations is None or not len(revocations):
+        return False
+    sid = peer_spiffe_id(context)
+    return sid is not None and revocations.revoked(sid, peer_serial(context)) is not None
+
+
 def peer_identity(context: grpc.aio.ServicerContext, trust_domain: str) -> SpiffeId | None:
     """The TLS-authenticated peer's SPIFFE ID, if it is well formed and in our domain."""
     try:
@@ -116,12 +141,18 @@ InboundHandler = Callable[[Opened], None]
 
 class _MeshServicer(wire_pb2_grpc.MeshServicer):
     def __init__(
-        self, trust_domain: str, guard: ReplayGuard, counters: Counters, on_envelope: InboundHandler
+        self,
+        trust_domain: str,
+        guard: ReplayGuard,
+        counters: Counters,
+        on_envelope: InboundHandler,
+        revocations: RevocationList | None = None,
     ) -> None:
         self._td = trust_domain
         self._guard = guard
         self._counters = counters
         self._on_envelope = on_envelope
+        self._revocations = revocations
 
     async def Stream(  # noqa: N802 (gRPC method name)
         self,
@@ -134,7 +165,13 @@ class _MeshServicer(wire_pb2_grpc.MeshServicer):
             self._counters.inc("rejected_peer_not_a_node")
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "peer is not a mesh node")
         accepted = rejected = 0
+        revocations = self._revocations
+        spiffe_id = str(sid)
+        serial = peer_serial(context) if revocations is not None else None
         async for env in request_iterator:
+            if revocations and revocations.revoked(spiffe_id, serial) is not None:
+                self._counters.inc("rejected_revoked")
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{spiffe_id} is revoked")
             if env.sender.hex() != peer_node:
                 self._counters.inc("rejected_peer_mismatch")
                 rejected += 1
@@ -159,14 +196,16 @@ async def start_server(
     on_envelope: InboundHandler,
     admin: wire_pb2_grpc.AdminServicer | None = None,
     renewal: wire_pb2_grpc.RenewalServicer | None = None,
+    revocations: RevocationList | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Start the node's mutual-TLS gRPC server; returns it and the bound port.
 
-    ``renewal`` (``hyperion.net.enroll``) is served by nodes that hold the CA.
+    ``renewal`` (``hyperion.net.enroll``) is served by nodes that hold the CA;
+    ``revocations``: peers whose identity is in it are refused at every envelope.
     """
     server = grpc.aio.server(options=GRPC_OPTIONS[1:])
     wire_pb2_grpc.add_MeshServicer_to_server(
-        _MeshServicer(trust_domain, ReplayGuard(), counters, on_envelope), server
+        _MeshServicer(trust_domain, ReplayGuard(), counters, on_envelope, revocations), server
     )
     if admin is not None:
         wire_pb2_grpc.add_AdminServicer_to_server(admin, server)
@@ -292,7 +331,7 @@ async def call_admin(
 ) -> Any:
     """The CLI side of the admin API (authenticated with a user SVID).
 
-    ``method`` is "Members", "Nodes" or "Locate" (which needs its ``request``); returns
+    ``method`` is "Members", "Nodes", "Locate" or "Revoke" (which need their ``request``); returns
     the reply message.
     """
     requests = {"Members": wire_pb2.MembersRequest, "Nodes": wire_pb2.NodesRequest}

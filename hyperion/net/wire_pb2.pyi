@@ -823,6 +823,24 @@ class LocateReply(_message.Message):
     leases: _containers.RepeatedCompositeFieldContainer[LocatedLease]
     def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., found: _Optional[bool] = ..., record: _Optional[_Union[LocatedRecord, _Mapping]] = ..., workload: _Optional[_Union[WorkloadValue, _Mapping]] = ..., leases: _Optional[_Iterable[_Union[LocatedLease, _Mapping]]] = ...) -> None: ...
 
+class RevokeRequest(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: bytes
+    def __init__(self, record: _Optional[bytes] = ...) -> None: ...
+
+class RevokeReply(_message.Message):
+    __slots__ = ("node_id", "name", "subject", "known")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    name: str
+    subject: str
+    known: int
+    def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., subject: _Optional[str] = ..., known: _Optional[int] = ...) -> None: ...
+
 class EnrollRequest(_message.Message):
     __slots__ = ("token", "name", "node_key", "csr", "node_key_proof", "ttl_s")
     TOKEN_FIELD_NUMBER: _ClassVar[int]

@@ -121,6 +121,11 @@ class AdminStub:
                 request_serializer=hyperion_dot_net_dot_wire__pb2.LocateRequest.SerializeToString,
                 response_deserializer=hyperion_dot_net_dot_wire__pb2.LocateReply.FromString,
                 _registered_method=True)
+        self.Revoke = channel.unary_unary(
+                '/hyperion.wire.v1.Admin/Revoke',
+                request_serializer=hyperion_dot_net_dot_wire__pb2.RevokeRequest.SerializeToString,
+                response_deserializer=hyperion_dot_net_dot_wire__pb2.RevokeReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -144,6 +149,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Revoke(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +172,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Locate,
                     request_deserializer=hyperion_dot_net_dot_wire__pb2.LocateRequest.FromString,
                     response_serializer=hyperion_dot_net_dot_wire__pb2.LocateReply.SerializeToString,
+            ),
+            'Revoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Revoke,
+                    request_deserializer=hyperion_dot_net_dot_wire__pb2.RevokeRequest.FromString,
+                    response_serializer=hyperion_dot_net_dot_wire__pb2.RevokeReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -244,6 +260,33 @@ class Admin:
             '/hyperion.wire.v1.Admin/Locate',
             hyperion_dot_net_dot_wire__pb2.LocateRequest.SerializeToString,
             hyperion_dot_net_dot_wire__pb2.LocateReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Revoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hyperion.wire.v1.Admin/Revoke',
+            hyperion_dot_net_dot_wire__pb2.RevokeRequest.SerializeToString,
+            hyperion_dot_net_dot_wire__pb2.RevokeReply.FromString,
             options,
             channel_credentials,
             insecure,
