@@ -89,6 +89,80 @@ def ca_hash(dir: DirOpt) -> None:
     print(ca_cert_hash(data))
 
 
+@ca_app.command("revoke")
+def ca_revoke(
+    dir: DirOpt,
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="SPIFFE_ID_OR_NODE_NAME",
+            help="spiffe://TD/..., user/NAME, node/ID, a node id or a node name of DIR",
+        ),
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the record).")] = "",
+    serial: Annotated[
+        str | None, typer.Option("--serial", help="Revoke only this certificate (hex serial).")
+    ] = None,
+    ttl: Annotated[
+        str, typer.Option("--ttl", help="Record lifetime (30d, 25h) or 'never' (default).")
+    ] = "never",
+    force: Annotated[
+        bool, typer.Option("--force", help="Revoke even the only node of DIR.")
+    ] = False,
+) -> None:
+    """Revoke an identity: sign a record into DIR, hand it to DIR's running nodes (the mesh
+    spreads it); its certificates stop working at every node that has it."""
+    from hyperion.cli import revoke as rv
+    from hyperion.identity.tokens import parse_ttl
+
+    ttl_s = None if ttl.strip().lower() == "never" else parse_ttl(ttl)
+    rec, answers = rv.revoke(
+        dir, target, reason=reason, serial=serial, ttl_s=ttl_s, force=force, svid=cli_svid(dir)
+    )
+    what = rec.subject + (f" (certificate {rec.serial})" if rec.serial else "")
+    print(f"revoked {what}")
+    for name, answer in answers:
+        print(f"  {name}: {answer}")
+    if not any(a and a.startswith("ok") for _, a in answers):
+        print(
+            f"warning: no running node of {dir} took the record; nodes holding the CA load "
+            f"{dir / 'revocations.json'} when they start",
+            file=sys.stderr,
+        )
+
+
+@ca_app.command("revocations")
+def ca_revocations(
+    dir: DirOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the revocations in DIR (each checked against the CA)."""
+    import time
+
+    from hyperion.cli import revoke as rv
+
+    recs = rv.listed(dir)
+    if as_json:
+        print(json.dumps([json.loads(r.to_bytes()) for r in recs], indent=2))
+        return
+    table = Table(title=f"revocations in {dir}")
+    for col in ("subject", "serial", "revoked", "expires", "reason"):
+        table.add_column(col)
+
+    def when(t: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(t))
+
+    for r in recs:
+        table.add_row(
+            r.subject,
+            r.serial or "all",
+            when(r.revoked_at),
+            when(r.expires_at) if r.expires_at else "never",
+            r.reason,
+        )
+    console.print(table)
+
+
 def _join_hint(dir: Path, token: str) -> str | None:
     """The command that joins another machine, if a node of DIR serves enrollment."""
     for path in sorted(dir.glob("nodes/*/node.json")):
