@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -258,3 +260,52 @@ def test_invalid_records_are_counted_and_deletes_undone(
     m.sim.run(m.sim.now + 3.0)
     assert all(node.catalog.get(ukey) is not None for node in m.nodes)
     assert sum(node.counters.get("revocation_restored", 0) for node in m.nodes) >= 1
+
+
+# --- the CLI, without running nodes -------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hyperion", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_revoke_list_and_refusals(tmp_path: Path) -> None:
+    d = tmp_path / "mesh"
+    assert _cli("ca", "init", "--dir", str(d), "--trust-domain", "cli.test").returncode == 0
+    node = d / "nodes" / "solo"
+    node.mkdir(parents=True)
+    nid = "ab" * 20
+    info = {"name": "solo", "node_id": nid, "mesh_addr": "127.0.0.1:1", "pid": 2**22 + 7}
+    (node / "node.json").write_text(json.dumps(info))
+    for bad, why in (
+        (["nobody"], "not a SPIFFE ID"),
+        (["spiffe://other.test/user/x"], "not in this CA's trust domain"),
+        (["user/cli"], "identity this CLI uses"),
+        (["solo"], "only node of this directory"),
+        (["user/alice", "--ttl", "soon"], "invalid TTL"),
+        (["user/alice", "--serial", "xyz"], "invalid certificate serial"),
+    ):
+        r = _cli("ca", "revoke", "--dir", str(d), *bad)
+        assert r.returncode == 2 and why in r.stderr, (bad, r.stderr)
+    r = _cli("ca", "revoke", "--dir", str(d), "user/alice", "--reason", "left", "--ttl", "25h")
+    assert r.returncode == 0, r.stderr
+    assert "revoked spiffe://cli.test/user/alice" in r.stdout
+    assert "no running node" in r.stderr  # written, nobody told
+    r = _cli("ca", "revoke", "--dir", str(d), "solo", "--force")
+    assert r.returncode == 0 and f"spiffe://cli.test/node/{nid}" in r.stdout
+    recs = json.loads(_cli("ca", "revocations", "--dir", str(d), "--json").stdout)
+    assert [x["subject"] for x in recs] == [
+        "spiffe://cli.test/user/alice",
+        f"spiffe://cli.test/node/{nid}",
+    ]
+    assert recs[0]["expires_at"] - recs[0]["revoked_at"] == pytest.approx(25 * 3600)
+    mesh = {"nodes": [{"name": "solo", "api_addr": "127.0.0.1:1"}]}
+    (d / "mesh.json").write_text(json.dumps(mesh))
+    r = _cli("kubeconfig", "--dir", str(d), "--user", "alice")
+    assert r.returncode == 2 and "is revoked" in r.stderr
+    assert _cli("kubeconfig", "--dir", str(d), "--user", "bob").returncode == 0
+    (d / revocation.REVOCATIONS_FILE).write_text("[")
+    r = _cli("ca", "revocations", "--dir", str(d))
+    assert r.returncode == 2 and "not valid JSON" in r.stderr

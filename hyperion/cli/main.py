@@ -446,6 +446,11 @@ def kubeconfig_cmd(
     ]
     try:
         ca = CertificateAuthority.load(dir)
+        from hyperion.cli.revoke import user_revoked
+
+        why = user_revoked(dir, ca, user)
+        if why is not None:
+            fail(why)
         config = kubeconfig.build(ca, servers, user=user, role=role, ttl_s=parse_ttl(ttl))
     except (IdentityError, ValueError) as e:
         fail(str(e))

@@ -165,3 +165,15 @@ def listed(dir: Path) -> list[revocation.Revocation]:
         return revocation.read_list(dir, ca.bundle_pem)
     except RevocationError as e:
         raise IdentityError(str(e)) from None
+
+
+def user_revoked(dir: Path, ca: CertificateAuthority, user: str) -> str | None:
+    """Why ``hyperion kubeconfig`` must not issue for ``user`` (revoked in DIR), or None."""
+    try:
+        subject = user_spiffe_id(ca.trust_domain, user)
+        rec = revocation.RevocationList(revocation.read_list(dir, ca.bundle_pem)).revoked(subject)
+    except IdentityError as e:
+        return str(e)
+    if rec is None:
+        return None
+    return f"{subject} is revoked ({rec.reason or 'no reason given'}): choose another user name"
