@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from node_helpers import cli_env
+from node_helpers import run_cli as hyperion
 
-CALL_TIMEOUT_S = 60.0
 SIM_ARGS = [
     "sim", "membership", "--nodes", "50", "--seed", "3", "--duration", "20",
     "--crash-fraction", "0.1", "--loss", "0.01", "--json",
@@ -23,25 +24,6 @@ SIM_KEYS = {
     "nodes", "seed", "converged_s", "detect_s_p50", "detect_s_p99", "false_dead",
     "msgs_per_node_per_s", "wall_s", "peak_rss_mib",
 }  # fmt: skip
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")  # never touch the real default mesh dir
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("COLUMNS", None)
-    return env
-
-
-def hyperion(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hyperion", *args],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=CALL_TIMEOUT_S,
-    )
 
 
 def assert_usage_error(r: subprocess.CompletedProcess[str], *, one_line: bool = True) -> str:
@@ -224,7 +206,7 @@ def test_join_token_is_one_time_and_expires(tmp_path: Path) -> None:
         [sys.executable, "-m", "hyperion", "node", "start", "--dir", str(d), "--name", "a",
          "--listen", "127.0.0.1:0", "--token", token],
         cwd=tmp_path,
-        env=_env(tmp_path),
+        env=cli_env(tmp_path),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -17,12 +17,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from node_helpers import cli_env, run_cli, running, wait_for
 
 from hyperion.daemon import ENROLL_FILE, Node, NodeOptions, enroll_node
 from hyperion.identity.ca import CertificateAuthority, Svid, ca_cert_hash, verify_chain
@@ -47,28 +48,6 @@ TD = "enroll.test"
 ENROLL_METHOD = "/hyperion.wire.v1.Enrollment/Enroll"
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-async def _wait_for(pred: Callable[[], bool], timeout_s: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or pred}")
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def _running(node: Node) -> AsyncIterator[Node]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(node.run(stop))
-    try:
-        await _wait_for(lambda: bool(node.addr) or task.done(), what="node to listen")
-        if task.done():
-            task.result()
-        yield node
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=10)
 
 
 def _seed(mesh: Path, **kw: object) -> Node:
@@ -144,7 +123,7 @@ def test_a_node_without_the_ca_enrolls_joins_and_restarts(tmp_path: Path) -> Non
     ca = CertificateAuthority.init(mesh, TD)
 
     async def main() -> None:
-        async with _running(_seed(mesh)) as seed:
+        async with running(_seed(mesh)) as seed:
             assert seed.enroll_addr
             opts = NodeOptions(
                 dir=edge_dir,
@@ -167,9 +146,9 @@ def test_a_node_without_the_ca_enrolls_joins_and_restarts(tmp_path: Path) -> Non
             assert not CertificateAuthority.exists(edge_dir)
             assert not (edge_dir / TOKENS_FILE).exists()
             assert seed.counters.values["enrollments"] == 1
-            async with _running(edge):
+            async with running(edge):
                 assert seed.core is not None and edge.core is not None
-                await _wait_for(
+                await wait_for(
                     lambda: (
                         seed.core.membership.state_of(edge.key.node_id) == "alive"
                         and edge.core.membership.state_of(seed.key.node_id) == "alive"
@@ -328,7 +307,7 @@ def test_a_client_without_a_certificate_can_call_enroll_and_nothing_else(tmp_pat
         return grpc.StatusCode.OK
 
     async def main() -> None:
-        async with _running(_seed(mesh)) as seed:
+        async with running(_seed(mesh)) as seed:
             # The enrollment port serves Enroll and nothing else.
             for method, request in others.items():
                 code = await call(seed.enroll_addr, method, request.SerializeToString())
@@ -357,7 +336,7 @@ def test_renewal_over_the_network_at_half_life(tmp_path: Path) -> None:
     ca = CertificateAuthority.init(mesh, TD)
 
     async def main() -> None:
-        async with _running(_seed(mesh)) as seed:
+        async with running(_seed(mesh)) as seed:
             opts = NodeOptions(
                 dir=edge_dir,
                 name="edge-1",
@@ -371,9 +350,9 @@ def test_renewal_over_the_network_at_half_life(tmp_path: Path) -> None:
             edge = Node(opts)
             first = edge.svid
             assert 1.5 < first.not_after - time.time() <= 3.0  # the TTL asked for (1 s steps)
-            async with _running(edge):
+            async with running(edge):
                 assert seed.core is not None and edge.core is not None
-                await _wait_for(
+                await wait_for(
                     lambda: seed.core.membership.state_of(edge.key.node_id) == "alive",
                     what="seed to see the edge alive",
                 )
@@ -448,27 +427,7 @@ def test_renew_refuses_users_other_cas_and_asks_for_nothing_else(
 
 # --- the CLI, as processes ----------------------------------------------------------------
 
-CALL_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 30.0
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("COLUMNS", None)
-    return env
-
-
-def _hyperion(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hyperion", *args],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=CALL_TIMEOUT_S,
-    )
 
 
 def _start(tmp_path: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -476,7 +435,7 @@ def _start(tmp_path: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "hyperion", *args],
             cwd=tmp_path,
-            env=_env(tmp_path),
+            env=cli_env(tmp_path),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -519,17 +478,15 @@ def _last_error(r: subprocess.CompletedProcess[str]) -> str:
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and sessions")
 def test_cli_join_from_a_directory_without_the_ca(tmp_path: Path) -> None:
     mesh, edge = tmp_path / "mesh", tmp_path / "edge"
-    assert (
-        _hyperion(tmp_path, "ca", "init", "--dir", str(mesh), "--trust-domain", TD).returncode == 0
-    )
-    r = _hyperion(tmp_path, "ca", "hash", "--dir", str(mesh))
+    assert run_cli(tmp_path, "ca", "init", "--dir", str(mesh), "--trust-domain", TD).returncode == 0
+    r = run_cli(tmp_path, "ca", "hash", "--dir", str(mesh))
     assert r.returncode == 0, r.stderr
     ca_hash = r.stdout.strip()
     assert ca_hash == CertificateAuthority.load(mesh).cert_hash
     assert ca_hash == ca_cert_hash((mesh / "ca.crt").read_bytes())
     other = CertificateAuthority.init(tmp_path / "other", TD).cert_hash
 
-    seed_token = _hyperion(tmp_path, "token", "create", "--dir", str(mesh)).stdout.strip()
+    seed_token = run_cli(tmp_path, "token", "create", "--dir", str(mesh)).stdout.strip()
     seed_log = tmp_path / "seed.log"
     seed = _start(
         tmp_path, seed_log, "node", "start", "--dir", str(mesh), "--name", "seed",
@@ -539,7 +496,7 @@ def test_cli_join_from_a_directory_without_the_ca(tmp_path: Path) -> None:
     try:
         info = _wait_info(mesh / "nodes" / "seed" / "node.json", seed, seed_log)
         assert info["ca_hash"] == ca_hash
-        r = _hyperion(tmp_path, "token", "create", "--dir", str(mesh), "--ttl", "5m")
+        r = run_cli(tmp_path, "token", "create", "--dir", str(mesh), "--ttl", "5m")
         token = r.stdout.strip()
         assert len(r.stdout.splitlines()) == 1  # stdout is the token alone, as before
         join = (
@@ -556,11 +513,11 @@ def test_cli_join_from_a_directory_without_the_ca(tmp_path: Path) -> None:
             out[out.index(flag) + 1] = value
             return out
 
-        err = _last_error(_hyperion(tmp_path, *with_flag("--ca-hash", other)))
+        err = _last_error(run_cli(tmp_path, *with_flag("--ca-hash", other)))
         assert "does not match --ca-hash" in err and "token was not sent" in err
         assert not edge.exists()
         assert _token_used(mesh)[-1] is None
-        err = _last_error(_hyperion(tmp_path, *with_flag("--token", "hyp1.wrong")))
+        err = _last_error(run_cli(tmp_path, *with_flag("--token", "hyp1.wrong")))
         assert "unknown join token" in err
         assert not edge.exists()
 
@@ -580,7 +537,7 @@ def test_cli_join_from_a_directory_without_the_ca(tmp_path: Path) -> None:
         while asyncio.run(members()).get(str(edge_info["node_id"])) != "alive":
             assert time.monotonic() < deadline, "the seed never saw the edge alive"
             time.sleep(0.1)
-        err = _last_error(_hyperion(tmp_path, *with_flag("--name", "edge-2")))
+        err = _last_error(run_cli(tmp_path, *with_flag("--name", "edge-2")))
         assert "join token already used" in err
         assert not (edge / "nodes" / "edge-2").exists()
     finally:
@@ -602,7 +559,7 @@ def test_cli_bad_enrollment_flags(tmp_path: Path) -> None:
         (["ca", "hash", "--dir", str(tmp_path / "e")], "no CA certificate"),
     ]
     for args, text in cases:
-        r = _hyperion(tmp_path, *args)
+        r = run_cli(tmp_path, *args)
         assert text in _last_error(r), (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "e").exists()

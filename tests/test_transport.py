@@ -14,13 +14,14 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
 from cryptography import x509
+from node_helpers import running, wait_for
 
 from hyperion.daemon import Node, NodeOptions, obtain_svid
 from hyperion.identity.ca import CertificateAuthority, Svid, spiffe_id_from_cert
@@ -87,14 +88,6 @@ def pki(tmp_path: Path) -> Pki:
 
 def _seal(key: NodeKey, body: bytes) -> wire_pb2.Envelope:
     return seal(key, body, now_ms=int(time.time() * 1000), nonce=os.urandom(NONCE_BYTES))
-
-
-async def _wait_for(pred: Callable[[], bool], timeout_s: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or pred}")
-        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager
@@ -224,7 +217,7 @@ def test_envelope_delivered_over_mutual_tls(pki: Pki) -> None:
             addr = f"127.0.0.1:{port}"
             assert transport.send(addr, _seal(client_key, b"first"))
             assert transport.send(addr, _seal(client_key, b"second"))
-            await _wait_for(lambda: len(inbox) == 2, what="two envelopes")
+            await wait_for(lambda: len(inbox) == 2, what="two envelopes")
             assert [o.body for o in inbox] == [b"first", b"second"]
             assert {o.sender for o in inbox} == {client_key.node_id}
             assert inbox[0].sender_key == client_key.public_bytes
@@ -286,7 +279,7 @@ def test_envelope_signed_by_another_node_is_rejected(pki: Pki) -> None:
             transport.send(addr, _seal(key_a, b"forwarded by B"))
             # Same stream, so once B's own envelope is in, A's was processed before it.
             transport.send(addr, _seal(key_b, b"from B"))
-            await _wait_for(lambda: len(inbox) >= 1, what="B's envelope")
+            await wait_for(lambda: len(inbox) >= 1, what="B's envelope")
             await asyncio.sleep(0.1)
             assert [(o.sender, o.body) for o in inbox] == [(key_b.node_id, b"from B")]
             assert counters.values.get("rejected_peer_mismatch") == 1
@@ -312,7 +305,7 @@ def test_replayed_and_tampered_envelopes_are_counted_not_delivered(pki: Pki) -> 
             forged.body = b"forged"
             for e in (env, env, forged, _seal(client_key, b"last")):
                 transport.send(addr, e)
-            await _wait_for(lambda: len(inbox) == 2, what="two envelopes")
+            await wait_for(lambda: len(inbox) == 2, what="two envelopes")
             await asyncio.sleep(0.1)
             assert [o.body for o in inbox] == [b"once", b"last"]
             assert counters.values.get("rejected_replay") == 1
@@ -366,7 +359,7 @@ def test_client_from_another_ca_cannot_send(pki: Pki) -> None:
         ):
             addr = f"127.0.0.1:{port}"
             transport.send(addr, _seal(client_key, b"x"))
-            await _wait_for(
+            await wait_for(
                 lambda: client_counters.values.get("send_errors", 0) >= 1, what="a send error"
             )
             assert inbox == []
@@ -444,20 +437,6 @@ def test_openssl_s_client_gets_a_tls13_session_with_a_valid_cert(pki: Pki) -> No
 # --- a real node: admin API and SVID renewal -------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def _running(node: Node) -> AsyncIterator[Node]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(node.run(stop))
-    try:
-        await _wait_for(lambda: bool(node.addr) or task.done(), what="node to listen")
-        if task.done():
-            task.result()
-        yield node
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=10)
-
-
 def _node(mesh: Path, name: str, **kw: object) -> Node:
     token = create_token(mesh, ttl_s=60)
     return Node(NodeOptions(dir=mesh, name=name, token=token, profile="local", **kw))  # type: ignore[arg-type]
@@ -484,7 +463,7 @@ def test_admin_members_requires_a_user_svid(tmp_path: Path) -> None:
     )
 
     async def main() -> None:
-        async with _running(_node(mesh, "n1")) as node:
+        async with running(_node(mesh, "n1")) as node:
             reply = await call_admin(node.addr, alice, "Members")
             assert reply.node_id == node.key.node_id
             assert reply.name == "n1"
@@ -513,12 +492,12 @@ def test_svid_renewal_keeps_connections_and_serves_new_cert(tmp_path: Path) -> N
     async def main() -> None:
         started = time.time()
         n1 = _node(mesh, "n1", svid_ttl_s=4.0)
-        async with _running(n1):
+        async with running(n1):
             n2 = _node(mesh, "n2", svid_ttl_s=4.0, join=[n1.addr])
-            async with _running(n2):
+            async with running(n2):
                 assert n1.core is not None and n2.core is not None
                 id1, id2 = n1.key.node_id, n2.key.node_id
-                await _wait_for(
+                await wait_for(
                     lambda: (
                         n1.core.membership.state_of(id2) == "alive"
                         and n2.core.membership.state_of(id1) == "alive"
