@@ -115,6 +115,10 @@ class NodeOptions:
 
 
 ENROLL_FILE = "enroll.json"  # in the node dir of a node without the CA: where to renew
+# When the issuer that enrolled a node fails, renewal tries this many other live members
+# (those that hold the CA issue; the rest answer UNIMPLEMENTED at once).
+RENEW_FAILOVER_TRIES = 16
+RENEW_FAILOVER_TIMEOUT_S = 3.0
 
 
 def node_dir(mesh_dir: Path, name: str) -> Path:
@@ -233,6 +237,19 @@ async def enroll_node(opts: NodeOptions) -> bool:
 def _svid_trust_domain(ndir: Path) -> str:
     """The trust domain of the SVID in ``ndir`` (of its bundle's CA)."""
     return parse_spiffe_id(Svid.read(ndir).spiffe_id).trust_domain
+
+
+def _save_renew_addr(ndir: Path, addr: str) -> None:
+    """Point ``enroll.json`` at another issuer (after a renewal failed over to it)."""
+    path = ndir / ENROLL_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record = {}
+    if not isinstance(record, dict):
+        record = {}
+    record["renew_addr"] = addr
+    _fs.atomic_write(path, (json.dumps(record, indent=2) + "\n").encode())
 
 
 def _renew_addr(ndir: Path) -> str:
@@ -565,6 +582,34 @@ class Node:
         tmp.write_text(json.dumps(info, indent=2))
         os.replace(tmp, self.dir / "node.json")
 
+    async def _renew_remote(self) -> Svid:
+        """Renew at the issuer that enrolled us or, when it fails, at another live member
+        that holds the CA (any of them issues for our SPIFFE ID; others answer
+        UNIMPLEMENTED). The first that issues becomes the one ``enroll.json`` names."""
+        try:
+            return await renew(self.renew_addr, self.svid, ttl_s=self.opts.svid_ttl_s)
+        except IdentityError as e:
+            first = e
+        others = [
+            str(m["addr"])
+            for m in (self.core.members() if self.core is not None else [])
+            if m["state"] == "alive" and m["node_id"] != self.key.node_id
+        ]
+        random.shuffle(others)
+        for addr in [a for a in others if a != self.renew_addr][:RENEW_FAILOVER_TRIES]:
+            try:
+                svid = await renew(
+                    addr, self.svid, ttl_s=self.opts.svid_ttl_s, timeout_s=RENEW_FAILOVER_TIMEOUT_S
+                )
+            except IdentityError:
+                continue
+            log.warning("renewed at %s: the issuer at %s failed (%s)", addr, self.renew_addr, first)
+            self.renew_addr = addr
+            _save_renew_addr(self.dir, addr)
+            self.counters.inc("svid_renewal_failovers")
+            return svid
+        raise first
+
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(max(0.05, self.creds.svid.renew_at - time.time()))
@@ -572,7 +617,7 @@ class Node:
                 if self.ca is not None:
                     svid = obtain_svid(self.opts, self.key, self.ca)
                 else:
-                    svid = await renew(self.renew_addr, self.svid, ttl_s=self.opts.svid_ttl_s)
+                    svid = await self._renew_remote()
                     svid.write(self.dir)
             except IdentityError as e:
                 log.error("SVID renewal failed: %s", e)

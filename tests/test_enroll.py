@@ -371,6 +371,61 @@ def test_renewal_over_the_network_at_half_life(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_renewal_fails_over_to_another_node_that_holds_the_ca(tmp_path: Path) -> None:
+    """The issuer that enrolled the node is gone: the next renewal goes to another live
+    member holding the CA, and ``enroll.json`` names that one from then on."""
+    mesh, edge_dir = tmp_path / "mesh", tmp_path / "edge"
+    ca = CertificateAuthority.init(mesh, TD)
+
+    async def main() -> None:
+        seed = _seed(mesh)
+        stop_seed = asyncio.Event()
+        seed_task = asyncio.create_task(seed.run(stop_seed))
+        try:
+            await wait_for(lambda: bool(seed.addr) or seed_task.done(), what="seed to listen")
+            other = Node(
+                NodeOptions(
+                    dir=mesh, name="ca-2", token=create_token(mesh, ttl_s=60), join=[seed.addr]
+                )
+            )
+            opts = NodeOptions(
+                dir=edge_dir,
+                name="edge-1",
+                join=[seed.addr],
+                token=create_token(mesh, ttl_s=60),
+                enroll=seed.enroll_addr,
+                ca_hash=ca.cert_hash,
+                svid_ttl_s=4.0,
+            )
+            assert await enroll_node(opts)
+            edge = Node(opts)
+            async with running(other), running(edge):
+                assert edge.core is not None
+                await wait_for(
+                    lambda: edge.core.membership.state_of(other.key.node_id) == "alive",
+                    what="the edge to see ca-2 alive",
+                )
+                first = edge.svid
+                seed_addr = seed.addr
+                stop_seed.set()
+                await asyncio.wait_for(seed_task, timeout=10)
+                await asyncio.sleep(max(0.0, first.not_after - time.time()) + 0.5)
+                assert edge.counters.values.get("svid_renewal_failovers", 0) >= 1
+                assert edge.svid.cert_pem != first.cert_pem
+                assert edge.svid.not_after > time.time()
+                assert verify_chain(edge.svid.cert_pem, ca.bundle_pem) == first.spiffe_id
+                assert other.counters.values.get("renewals_issued", 0) >= 1
+                saved = json.loads((edge_dir / "nodes" / "edge-1" / ENROLL_FILE).read_text())
+                assert saved["renew_addr"] == other.addr != seed_addr
+                assert other.core is not None
+                assert other.core.membership.state_of(edge.key.node_id) == "alive"
+        finally:
+            stop_seed.set()
+            await asyncio.wait_for(seed_task, timeout=10)
+
+    asyncio.run(main())
+
+
 def test_renew_refuses_users_other_cas_and_asks_for_nothing_else(
     tmp_path: Path, ca: CertificateAuthority
 ) -> None:
