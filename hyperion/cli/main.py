@@ -146,7 +146,8 @@ def ca_revocations(
         print(json.dumps([json.loads(r.to_bytes()) for r in recs], indent=2))
         return
     table = Table(title=f"revocations in {dir}")
-    for col in ("subject", "serial", "revoked", "expires", "reason"):
+    table.add_column("subject", overflow="fold")  # the SPIFFE ID whole, wrapped if need be
+    for col in ("serial", "revoked", "expires", "reason"):
         table.add_column(col)
 
     def when(t: float) -> str:
