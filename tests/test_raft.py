@@ -27,6 +27,7 @@ from hyperion.workplane.raft import (
     RaftNode,
     Refused,
     Role,
+    Snapshot,
     VoteRequest,
     VoteResponse,
 )
@@ -65,24 +66,24 @@ CFG = RaftConfig()
 
 def test_vote_is_persisted_before_the_reply_and_survives_a_restart() -> None:
     n1 = RaftNode("g", "n1", DurableState.bootstrap(IDS3), random.Random(0), 0.0, CFG)
-    effects = n1.handle(VoteRequest("g", "n2", 1, 0, 0), 0.1)
+    effects = n1.handle(VoteRequest("g", "n2", 2, 1, 1), 0.1)
     kinds = [type(e.event if isinstance(e, Notify) else e).__name__ for e in effects]
     assert kinds == ["Persist", "Persist", "Send"]  # the new term, the vote, then the reply
-    assert isinstance(effects[-1], Send) and effects[-1].msg == VoteResponse("g", "n1", 1, True)
+    assert isinstance(effects[-1], Send) and effects[-1].msg == VoteResponse("g", "n1", 2, True)
     disk = MemoryStorage(DurableState.bootstrap(IDS3))
     for e in effects[:2]:
         assert isinstance(e, Notify) and isinstance(e.event, Persist)
         disk.apply(e.event)
     again = RaftNode("g", "n1", disk.state(), random.Random(1), 0.2, CFG)
-    (reply,) = again.handle(VoteRequest("g", "n3", 1, 5, 1), 0.2)
-    assert isinstance(reply, Send) and reply.msg == VoteResponse("g", "n1", 1, False)
+    (reply,) = again.handle(VoteRequest("g", "n3", 2, 5, 1), 0.2)
+    assert isinstance(reply, Send) and reply.msg == VoteResponse("g", "n1", 2, False)
 
 
 def test_leader_counts_replicas_only_for_entries_of_its_term() -> None:
     """§5.4.2 (Figure 8): an entry of an older term is not committed by counting
     replicas, only with an entry of the current term after it."""
     old = (Entry(1, 1, data=b"a"), Entry(2, 2, data=b"b"))
-    st = DurableState(3, "", DurableState.bootstrap(IDS5).snapshot, old)
+    st = DurableState(3, "", Snapshot(0, 0, tuple(IDS5)), old)
     n = RaftNode("g", "n1", st, random.Random(0), 0.0, CFG)
     n.tick(n.next_deadline())
     for v in ("n2", "n3"):
@@ -124,7 +125,7 @@ def test_single_voter_group_commits_alone() -> None:
     write(c, leader, 3, "s")
     assert len(c.acked) == 3  # committed within the call: no round trip needed
     rid = c.read(leader)
-    assert rid is not None and c.reads[(leader, rid)].result == 4
+    assert rid is not None and c.reads[(leader, rid)].result == 5
 
 
 def test_leader_crash_reelects_and_old_leader_catches_up() -> None:

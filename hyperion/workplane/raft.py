@@ -149,8 +149,16 @@ class DurableState:
 
     @staticmethod
     def bootstrap(voters: tuple[str, ...] | list[str]) -> DurableState:
-        """A founding member of a new group (``voters=()`` for one that will be added)."""
-        return DurableState(0, "", Snapshot(0, 0, tuple(sorted(voters))), ())
+        """A founding member of a new group, or (``voters=()``) one that will be added.
+
+        Founders start with the same first entry, the founding configuration at term 1
+        (as etcd's bootstrap), so a member added later learns the configuration in force
+        at every index from the log itself. The first leader commits it."""
+        empty = Snapshot(0, 0, ())
+        if not voters:
+            return DurableState(0, "", empty, ())
+        first = Entry(1, 1, EntryKind.CONFIG, voters=tuple(sorted(voters)))
+        return DurableState(1, "", empty, (first,))
 
 
 # --------------------------------------------------------------------- effects
@@ -871,8 +879,7 @@ class RaftNode:
         for r in self._reads:
             if r.confirmed or r.ctx == 0:
                 continue
-            acks = self.me in self.voters
-            acks += sum(
+            acks = int(self.me in self.voters) + sum(
                 1 for m, pr in self._progress.items() if m in self.voters and pr.read_ctx >= r.ctx
             )
             if acks >= q:

@@ -90,19 +90,21 @@ class RaftHost:
     def node(self, group: str) -> RaftNode:
         return self._groups[group]
 
-    def create(self, group: str, state: DurableState, now: float) -> list[Effect]:
+    def create(
+        self, group: str, state: DurableState, now: float, *, new: bool = True
+    ) -> list[Effect]:
         """Host a member of ``group`` starting from ``state``: ``DurableState.bootstrap``
-        for a new member (its initial state is persisted by the returned effects), or
-        what storage holds after a restart (nothing to persist)."""
+        for a new member (``new``: the returned effects persist it), or what storage
+        holds after a restart (``new=False``: nothing to persist)."""
         if group in self._groups:
             raise ValueError(f"group {group!r} already hosted")
         node = RaftNode(group, self.node_id, state, self.rng, now, self.cfg)
         self._groups[group] = node
         self.stats.created += 1
         self._rearm(group, node)
-        if state.term == 0 and not state.entries:  # a new member: make its start durable
-            return [Notify(Persist(group, 0, "", state.snapshot, 0, ()))]
-        return []
+        if not new:
+            return []
+        return [Notify(Persist(group, state.term, state.vote, state.snapshot, 0, state.entries))]
 
     def dissolve(self, group: str) -> list[Effect]:
         """Forget ``group`` entirely (the workload was deleted or its job completed)."""
