@@ -28,7 +28,11 @@ from pathlib import Path
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parents[1]
-PROTOS = ["hyperion/net/wire.proto", "hyperion/net/compat/wire_v1.proto"]
+PROTOS = [
+    "hyperion/net/wire.proto",
+    "hyperion/net/compat/wire_v1.proto",
+    "hyperion/net/raft.proto",
+]
 
 K8S_DIR = "hyperion/api/k8spb"  # the protoc import root of the vendored protos
 K8S_DESCRIPTORS = f"{K8S_DIR}/descriptors.binpb"
