@@ -24,6 +24,8 @@ CORES = [
     "control/hlc.py",
     "control/catalog.py",
     "control/custodian.py",
+    "workplane/raft.py",
+    "workplane/raft_host.py",
 ]
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "threading", "selectors", "grpc"}
 
