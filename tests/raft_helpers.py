@@ -70,6 +70,7 @@ class Cluster:
     loss: float = 0.0
     dup: float = 0.0
     delay_s: tuple[float, float] = (0.001, 0.02)
+    bounce_p: float = 0.0  # after each event, crash and restart a random member
     cfg: RaftConfig = field(default_factory=RaftConfig)
 
     def __post_init__(self) -> None:
@@ -201,6 +202,8 @@ class Cluster:
                 self._exec(dst, n.handle(msg, self.now))
             else:
                 self._exec(who, self.node(who).tick(self.now))
+            if self.bounce_p and self.rng.random() < self.bounce_p:
+                self.bounce(self.rng.choice(self.live()))
         self.now = until
 
     def _exec(self, i: str, effects: list[Effect]) -> None:
@@ -276,7 +279,7 @@ class Cluster:
         self.heal()
         for i in list(self.nodes):
             self.restart(i)
-        self.loss = self.dup = 0.0
+        self.loss = self.dup = self.bounce_p = 0.0
         self.run(duration_s)
         leader = self.leader()
         assert leader is not None, "no leader after healing"

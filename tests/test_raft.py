@@ -435,6 +435,7 @@ def test_random_fault_schedules_keep_raft_safe(
     if tight:  # elections about as slow as the network: split votes, many terms
         c.cfg = RaftConfig(heartbeat_s=0.02, election_timeout_s=0.06, max_inflight_msgs=4)
         c.delay_s = (0.001, 0.03)
+        c.bounce_p = 0.002  # restarts mid-election: only durable votes and logs survive
         for i in ids:
             c.bounce(i)
     spare = "n9"
