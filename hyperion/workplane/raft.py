@@ -6,7 +6,7 @@ the snapshot that replaced the log's prefix, the group configuration, and, while
 leads, the replication progress of every other member and the pending linearizable
 reads. It owns no bytes on disk, no sockets and no clock: durable writes leave as
 ``Notify(Persist(...))`` effects, messages as ``Send`` effects, time comes in as ``now``
-and randomness from an injected ``random.Random``. ``host.py`` multiplexes many groups
+and randomness from an injected ``random.Random``. ``raft_host`` multiplexes many groups
 on one node. Driven by the simulator in tests; the node does not run it yet (no daemon
 or gRPC driver, no Dapr sidecar).
 
