@@ -1,4 +1,5 @@
-"""Private file helpers for the identity layer: atomic, permission-safe writes.
+"""Private file helpers for the identity layer: atomic, permission-safe writes, and the
+exclusive file locks that serialize read-modify-write of the CA directory's lists.
 
 Secret files are created with their final mode from the start (``os.open(..., mode)``), so
 they are never readable by others, not even for an instant. Every write goes to a temporary
@@ -9,8 +10,10 @@ the old contents or the new ones, never a torn file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 from hyperion.identity.errors import IdentityError
@@ -98,3 +101,18 @@ def read_bytes(path: Path, *, what: str, missing: str | None = None) -> bytes:
         raise IdentityError(missing or f"no {what} at {path}") from e
     except OSError as e:
         raise IdentityError(f"cannot read {what} {path}: {e.strerror or e}") from e
+
+
+@contextlib.contextmanager
+def locked(path: Path, error: type[IdentityError] = IdentityError) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created 0600 if absent) for the block;
+    ``error`` if it cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as e:
+        raise error(f"cannot open lock file {path}: {e.strerror or e}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -29,12 +29,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import fcntl
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -329,20 +326,6 @@ class RevocationList:
 # ---------------------------------------------------------------- the CA's list
 
 
-@contextlib.contextmanager
-def _locked(ca_dir: Path) -> Iterator[None]:
-    path = ca_dir / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-    except OSError as e:
-        raise RevocationError(f"cannot open lock file {path}: {e.strerror or e}") from e
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def read_list(ca_dir: Path, bundle_pem: bytes) -> list[Revocation]:
     """The records in ``ca_dir/revocations.json`` (none if absent), each verified.
 
@@ -381,7 +364,7 @@ def add_to_list(ca_dir: Path, rec: Revocation, bundle_pem: bytes, now: float | N
     ca_dir = Path(ca_dir)
     if now is None:
         now = time.time()
-    with _locked(ca_dir):
+    with _fs.locked(ca_dir / LOCK_FILE, RevocationError):
         recs = [r for r in read_list(ca_dir, bundle_pem) if r.key != rec.key and not r.expired(now)]
         recs.append(rec)
         doc = {"revocations": [json.loads(r.to_bytes()) for r in recs]}

@@ -8,18 +8,14 @@ at most once even by concurrent processes, and parsing human TTLs such as ``15m`
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import hmac
 import json
 import math
-import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -51,21 +47,6 @@ def _hash(token: str) -> str:
 def _require_ca(ca_dir: Path) -> None:
     if not CertificateAuthority.exists(ca_dir):
         raise IdentityError(f"no CA in {ca_dir} (run `hyperion ca init --dir {ca_dir}`)")
-
-
-@contextlib.contextmanager
-def _locked(ca_dir: Path) -> Iterator[None]:
-    """Hold an exclusive flock on ``<ca_dir>/tokens.lock`` for the duration."""
-    path = ca_dir / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-    except OSError as e:
-        raise IdentityError(f"cannot open lock file {path}: {e.strerror or e}") from e
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _is_number(value: object) -> bool:
@@ -116,7 +97,7 @@ def create_token(ca_dir: Path, *, ttl_s: float, now: float | None = None) -> str
     if now is None:
         now = time.time()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with _locked(ca_dir):
+    with _fs.locked(ca_dir / LOCK_FILE):
         records = _read_records(ca_dir)
         records.append(
             {"sha256": _hash(token), "expires": now + ttl_s, "used": None, "created": now}
@@ -132,7 +113,7 @@ def redeem_token(ca_dir: Path, token: str, *, now: float | None = None) -> None:
     if not isinstance(token, str):
         raise TokenError("unknown join token")
     digest = _hash(token.strip())
-    with _locked(ca_dir):
+    with _fs.locked(ca_dir / LOCK_FILE):
         if now is None:
             now = time.time()
         records = _read_records(ca_dir)
