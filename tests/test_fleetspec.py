@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import CALL_TIMEOUT_S, assert_usage_error, hyperion
+from node_helpers import CALL_TIMEOUT_S
+from node_helpers import run_cli as hyperion
+from test_cli import assert_usage_error
 
 from hyperion.cli import fleetspec
 from hyperion.cli.fleetspec import (
