@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = [
     f"{base}{suffix}"
-    for base in ("wire", "compat/wire_v1", "raft")
+    for base in ("wire", "compat/wire_v1", "raft", "workload")
     for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 ]
 

@@ -1,4 +1,5 @@
-"""Regenerate the protobuf code: hyperion/net/*.proto and the vendored Kubernetes protos.
+"""Regenerate the protobuf code: hyperion/net/*.proto (the SPIFFE Workload API among them)
+and the vendored Kubernetes protos.
 
 Usage:
   python tools/gen_proto.py [OUT_DIR]   (default: the repository root, in place)
@@ -32,6 +33,7 @@ PROTOS = [
     "hyperion/net/wire.proto",
     "hyperion/net/compat/wire_v1.proto",
     "hyperion/net/raft.proto",
+    "hyperion/net/workload.proto",  # the SPIFFE Workload API (vendored, see NOTICE)
 ]
 
 K8S_DIR = "hyperion/api/k8spb"  # the protoc import root of the vendored protos
