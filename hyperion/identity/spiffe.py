@@ -125,3 +125,15 @@ def user_spiffe_id(trust_domain: str, name: str) -> str:
     _validate_segment(uri, name)
     parse_spiffe_id(uri)
     return uri
+
+
+def workload_spiffe_id(trust_domain: str, namespace: str, service_account: str) -> str:
+    """Return ``spiffe://<trust_domain>/ns/<namespace>/sa/<service_account>`` (validated)."""
+    validate_trust_domain(trust_domain)
+    if not isinstance(namespace, str) or not isinstance(service_account, str):
+        raise IdentityError("a workload's namespace and service account must be strings")
+    uri = f"{_SCHEME_PREFIX}{trust_domain}/ns/{namespace}/sa/{service_account}"
+    _validate_segment(uri, namespace)
+    _validate_segment(uri, service_account)
+    parse_spiffe_id(uri)
+    return uri

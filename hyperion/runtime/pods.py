@@ -152,6 +152,24 @@ class PodManager:
         e = self._pods.get(uid)
         return {} if e is None else self._status(e)
 
+    def workloads(self) -> dict[int, tuple[str, str]]:
+        """The main pid of each running container that is a host process (the
+        ``process`` runtime's ``process://<pid>``) -> its pod's (namespace, service
+        account: ``spec.serviceAccountName``, else ``default``), for the Workload API's
+        attestation (``hyperion.net.workload_api``)."""
+        out: dict[int, tuple[str, str]] = {}
+        for e in self._pods.values():
+            if e.stopped or e.spec is None or e.runtime is None:
+                continue
+            spec = e.obj.get("spec")
+            spec = spec if isinstance(spec, dict) else {}
+            sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+            for s in e.runtime.states(e.spec.uid):
+                scheme, _, pid = s.container_id.partition("://")
+                if s.state == "running" and scheme == "process" and pid.isdigit():
+                    out[int(pid)] = (e.spec.namespace, str(sa))
+        return out
+
     def stopped(self, uid: str) -> bool:
         """Whether pod ``uid`` was stopped and all its containers have exited (so its
         object may be finally deleted); False for pods this node does not know."""

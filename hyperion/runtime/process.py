@@ -126,6 +126,8 @@ class ProcessRuntime:
     (Kubernetes uses 10 s and 300 s; smaller defaults keep demos lively).
     ``backoff_reset_s``: a container that ran this long cleanly starts over at base.
     ``cgroup_root``: where to look for a cgroup v2 hierarchy; ``None`` never uses one.
+    ``workload_socket``: the node's SPIFFE Workload API socket, announced to containers
+    in ``SPIFFE_ENDPOINT_SOCKET``.
     """
 
     name = "process"
@@ -138,6 +140,7 @@ class ProcessRuntime:
         backoff_reset_s: float = 60.0,
         cgroup_root: Path | None = Path("/sys/fs/cgroup"),
         clock: Callable[[], float] = time.time,
+        workload_socket: Path | None = None,
     ) -> None:
         assert 0 < backoff_base_s <= backoff_cap_s
         self.backoff_base_s = backoff_base_s
@@ -148,6 +151,7 @@ class ProcessRuntime:
         self._stopped_order: list[str] = []
         self._cgroup = _cgroup_base(cgroup_root)
         self.limits_enforced = "cgroup" if self._cgroup else "rlimit"
+        self.workload_socket = workload_socket
         log.info("process runtime: limits enforced by %s", self.limits_enforced)
 
     # ------------------------------------------------------------------ the protocol
@@ -228,8 +232,13 @@ class ProcessRuntime:
 
     def _env(self, pod: PodSpec, c: ContainerSpec, ports: tuple[Port, ...]) -> dict[str, str]:
         """The environment of the host process (a subclass that runs a container
-        engine passes the container's own environment on its command line instead)."""
-        return self._container_env(pod, c, ports)
+        engine passes the container's own environment on its command line instead).
+        With ``workload_socket``, ``SPIFFE_ENDPOINT_SOCKET`` names the node's SPIFFE
+        Workload API (unless the spec sets it): a host path, so only for host processes."""
+        env = self._container_env(pod, c, ports)
+        if self.workload_socket is not None:
+            env.setdefault("SPIFFE_ENDPOINT_SOCKET", f"unix://{self.workload_socket.absolute()}")
+        return env
 
     def _cwd(self, pod: PodSpec, c: ContainerSpec) -> Path:
         """The host process's working directory; created if missing."""
