@@ -26,6 +26,11 @@ the CA's ``revocations.json`` at start and spreads it); the mesh port, the admin
 ``Renew``/``Enroll`` and the Kubernetes API consult it at every message or request.
 ``Admin.Revoke`` takes a record from ``hyperion ca revoke``.
 
+The SPIFFE Workload API (``hyperion.net.workload_api``) is served on
+``DIR/nodes/NAME/workload.sock`` from before the first pod starts until after the
+last one stops; process-runtime pods find it in ``SPIFFE_ENDPOINT_SOCKET`` and get the
+SVID of their namespace and service account, signed here when this node holds the CA.
+
 Test hook: ``HYPERION_TEST_LEASE_PAUSE`` (read once at start) names a file listing
 ``namespace/name`` of pods whose leases this node stops renewing (see
 ``hyperion.control.driver``).
@@ -81,6 +86,13 @@ from hyperion.net.transport import (
     peer_identity,
     peer_revoked,
     start_server,
+)
+from hyperion.net.workload_api import (
+    SOCKET_NAME,
+    WorkloadEndpoint,
+    WorkloadSvids,
+    attest_pid,
+    check_socket_path,
 )
 from hyperion.policy import get_policy
 from hyperion.runtime.base import Runtime
@@ -362,6 +374,9 @@ class Node:
         if opts.enroll_listen is not None and self.ca is None:
             raise IdentityError(f"--enroll-listen needs the CA in {opts.dir}")
         self.enroll_addr = ""
+        self.workload_socket = self.dir / SOCKET_NAME
+        check_socket_path(self.workload_socket)  # fail before binding anything
+        self.pods: PodManager | None = None
         self.creds = CredentialStore(self.svid)
         self.counters = Counters()
         self.revocations = revocation.RevocationList()
@@ -573,6 +588,7 @@ class Node:
             "version": software_version(self.opts.wire_version),
             "wire_version": self.opts.wire_version,
             "profile": self.opts.profile,
+            "workload_socket": str(self.workload_socket),
         }
         if self.enroll_addr:
             assert self.ca is not None
@@ -668,7 +684,9 @@ class Node:
         )
 
     def _pod_manager(self, host: str) -> PodManager:
-        runtimes: dict[str, Runtime] = {"process": ProcessRuntime()}
+        runtimes: dict[str, Runtime] = {
+            "process": ProcessRuntime(workload_socket=self.workload_socket)
+        }
         podman = podman_available()
         if podman is not None:
             runtimes["podman"] = PodmanRuntime(podman, self.opts.dir / "podman")
@@ -752,7 +770,24 @@ class Node:
         log.info("Kubernetes API on https://%s", self.api_addr)
         return runner
 
+    def _attest(self, pid: int) -> tuple[str, str] | None:
+        return None if self.pods is None else attest_pid(pid, self.pods.workloads())
+
     async def run(self, stop: asyncio.Event) -> None:
+        workload_api = WorkloadEndpoint(
+            self.workload_socket,
+            self.trust_domain,
+            attest=self._attest,
+            svids=WorkloadSvids(self.ca, self.revocations, ttl_s=self.opts.svid_ttl_s),
+            bundle=lambda: self.svid.bundle_pem,
+        )
+        await workload_api.start()
+        try:
+            await self._run(stop)
+        finally:
+            await workload_api.stop()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         transport = Transport(self.creds, self.counters)
         holder: list[CoreDriver] = []
         issuer = None
@@ -835,7 +870,7 @@ class Node:
         holder.append(self.driver)
         self._load_revocations(now)
         runner = await self._start_api()
-        pods = self._pod_manager(host)
+        pods = self.pods = self._pod_manager(host)
         self.control = ControlDriver(
             core=self.core,
             scheduler=scheduler,

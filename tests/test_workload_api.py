@@ -3,7 +3,8 @@
 Each test runs a ``WorkloadEndpoint`` and a ``PodManager`` over the process runtime in
 its own loop. Pods are ``python -c`` children that find the socket in
 ``SPIFFE_ENDPOINT_SOCKET``, call it with the generated stub and write what they got
-(hex DER, or the gRPC status) as JSON into their working directory.
+(hex DER, or the gRPC status) as JSON into their working directory and to stdout.
+The last test runs the same client as a pod of a real node, applied with kubectl.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from kube_helpers import KUBECTL, Kubectl, eventually, mesh
 
 from hyperion.identity import revocation
 from hyperion.identity.ca import CertificateAuthority, verify_chain
@@ -67,6 +69,7 @@ except grpc.RpcError as e:
 with open("result.tmp", "w") as f:
     json.dump(out, f)
 os.rename("result.tmp", "result.json")
+print(json.dumps(out))
 """
 
 
@@ -209,6 +212,23 @@ def test_a_revoked_workload_id_is_refused(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
+def test_revocation_ends_an_open_stream(tmp_path: Path) -> None:
+    async def body(env: Env) -> None:
+        await env.pm.sync([client_pod("app", messages=2)])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while env.svids.issued == 0:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.02)
+        env.revocations.add(revocation.sign(env.ca, WORKLOAD, reason="test"))
+        first, second = await env.result("app")
+        check_svid(env, first)
+        assert second["code"] == "PERMISSION_DENIED"
+        assert env.svids.issued == 1
+
+    run(tmp_path, body)
+
+
 def test_a_node_without_the_ca_is_unavailable(tmp_path: Path) -> None:
     async def body(env: Env) -> None:
         await env.pm.sync([client_pod("app")])
@@ -258,3 +278,24 @@ def test_ancestry_reaches_this_process_from_a_child() -> None:
     assert ancestry(os.getpid())[:2] == [os.getpid(), os.getppid()]
     assert attest_pid(os.getpid(), {os.getppid(): ("ns", "sa")}) == ("ns", "sa")
     assert attest_pid(os.getpid(), {}) is None
+
+
+@pytest.mark.skipif(not Path(KUBECTL).exists(), reason=f"no kubectl at {KUBECTL}")
+def test_a_pod_of_a_real_node_gets_the_svid_of_its_service_account(tmp_path: Path) -> None:
+    obj = client_pod("wapi")
+    obj["spec"].pop("nodeName")
+    obj["spec"]["serviceAccountName"] = "builder"
+    with mesh(tmp_path, 1):
+        kube = Kubectl(tmp_path)
+        kube.run("apply", "-f", "-", input=json.dumps(obj))
+        eventually(
+            lambda: kube.json("get", "pod", "wapi")["status"].get("phase") == "Succeeded",
+            timeout=20,
+        )
+        (got,) = json.loads(kube.run("logs", "wapi").stdout.strip().splitlines()[-1])
+    assert got["id"] == "spiffe://kube.test/ns/default/sa/builder"
+    cert = x509.load_der_x509_certificate(bytes.fromhex(got["cert"]))
+    bundle_pem = (tmp_path / "ca.crt").read_bytes()
+    issued = cert.not_valid_before_utc.timestamp() + 60
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    assert verify_chain(cert_pem, bundle_pem, now=issued) == got["id"]

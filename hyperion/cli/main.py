@@ -356,9 +356,11 @@ def node_start(
             loop.add_signal_handler(sig, stop.set)
         await node.run(stop)
 
+    from hyperion.net.workload_api import WorkloadApiError
+
     try:
         asyncio.run(serve())
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, WorkloadApiError) as e:
         fail(str(e))
 
 
