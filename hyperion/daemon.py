@@ -89,6 +89,7 @@ from hyperion.net.transport import (
 )
 from hyperion.net.workload_api import (
     SOCKET_NAME,
+    WorkloadApiError,
     WorkloadEndpoint,
     WorkloadSvids,
     attest_pid,
@@ -374,8 +375,12 @@ class Node:
         if opts.enroll_listen is not None and self.ca is None:
             raise IdentityError(f"--enroll-listen needs the CA in {opts.dir}")
         self.enroll_addr = ""
-        self.workload_socket = self.dir / SOCKET_NAME
-        check_socket_path(self.workload_socket)  # fail before binding anything
+        self.workload_socket: Path | None = self.dir / SOCKET_NAME
+        try:
+            check_socket_path(self.workload_socket)
+        except WorkloadApiError as e:  # the node runs; its pods get no Workload API
+            log.warning("SPIFFE Workload API not served: %s", e)
+            self.workload_socket = None
         self.pods: PodManager | None = None
         self.creds = CredentialStore(self.svid)
         self.counters = Counters()
@@ -588,7 +593,7 @@ class Node:
             "version": software_version(self.opts.wire_version),
             "wire_version": self.opts.wire_version,
             "profile": self.opts.profile,
-            "workload_socket": str(self.workload_socket),
+            "workload_socket": str(self.workload_socket or ""),
         }
         if self.enroll_addr:
             assert self.ca is not None
@@ -774,6 +779,9 @@ class Node:
         return None if self.pods is None else attest_pid(pid, self.pods.workloads())
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.workload_socket is None:
+            await self._run(stop)
+            return
         workload_api = WorkloadEndpoint(
             self.workload_socket,
             self.trust_domain,
