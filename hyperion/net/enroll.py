@@ -56,6 +56,7 @@ from hyperion.net.transport import (
     CredentialStore,
     peer_identity,
     peer_revoked,
+    start_secure,
 )
 
 log = logging.getLogger("hyperion.enroll")
@@ -258,14 +259,7 @@ async def start_enrollment_server(
         },
     )
     server.add_generic_rpc_handlers((handler,))
-    try:
-        port = server.add_secure_port(listen, creds.server_credentials(client_auth=False))
-    except RuntimeError:  # grpc reports bind failures this way
-        port = 0
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}: address in use or not available")
-    await server.start()
-    return server, port
+    return server, await start_secure(server, listen, creds.server_credentials(client_auth=False))
 
 
 # ------------------------------------------------------------------------ client side

@@ -211,14 +211,22 @@ async def start_server(
         wire_pb2_grpc.add_AdminServicer_to_server(admin, server)
     if renewal is not None:
         wire_pb2_grpc.add_RenewalServicer_to_server(renewal, server)
+    return server, await start_secure(server, listen, creds.server_credentials())
+
+
+async def start_secure(
+    server: grpc.aio.Server, listen: str, credentials: grpc.ServerCredentials
+) -> int:
+    """Bind ``server`` to ``listen`` with TLS ``credentials`` and start it; return the
+    bound port. OSError if the address cannot be bound."""
     try:
-        port = server.add_secure_port(listen, creds.server_credentials())
+        port = server.add_secure_port(listen, credentials)
     except RuntimeError:  # grpc reports bind failures this way
         port = 0
     if port == 0:
         raise OSError(f"cannot listen on {listen}: address in use or not available")
     await server.start()
-    return server, port
+    return port
 
 
 @dataclass
