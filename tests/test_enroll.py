@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -457,14 +458,7 @@ def test_renew_refuses_users_other_cas_and_asks_for_nothing_else(
                 await renew(addr, user)
 
             forged = _node_svid(other)
-            forged = Svid(
-                forged.spiffe_id,
-                forged.cert_pem,
-                forged.key_pem,
-                ca.bundle_pem,
-                forged.not_before,
-                forged.not_after,
-            )
+            forged = dataclasses.replace(forged, bundle_pem=ca.bundle_pem)
             with pytest.raises(EnrollError, match="renewal at"):
                 await renew(addr, forged, timeout_s=3.0)
 

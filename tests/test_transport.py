@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import ssl
@@ -453,14 +454,7 @@ def test_admin_members_requires_a_user_svid(tmp_path: Path) -> None:
         dns_names=("localhost", TLS_NAME),
     )
     forged = other.issue_svid(user_spiffe_id(TD, "alice"), ttl_s=600)
-    forged = Svid(
-        forged.spiffe_id,
-        forged.cert_pem,
-        forged.key_pem,
-        ca.bundle_pem,
-        forged.not_before,
-        forged.not_after,
-    )
+    forged = dataclasses.replace(forged, bundle_pem=ca.bundle_pem)
 
     async def main() -> None:
         async with running(_node(mesh, "n1")) as node:
