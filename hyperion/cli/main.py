@@ -166,12 +166,10 @@ def ca_revocations(
 
 def _join_hint(dir: Path, token: str) -> str | None:
     """The command that joins another machine, if a node of DIR serves enrollment."""
-    for path in sorted(dir.glob("nodes/*/node.json")):
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(info, dict) and info.get("enroll_addr") and info.get("mesh_addr"):
+    from hyperion.cli.revoke import node_infos
+
+    for info in node_infos(dir):
+        if info.get("enroll_addr") and info.get("mesh_addr"):
             return (
                 "hyperion node start --dir DIR --name NAME "
                 f"--join {info['mesh_addr']} --enroll {info['enroll_addr']} "

@@ -16,6 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -40,12 +41,22 @@ class LocalNode:
     pid: int
 
 
-def local_nodes(dir: Path) -> list[LocalNode]:
-    """Every node of DIR with a readable ``node.json``, running or not."""
+def node_infos(dir: Path) -> list[dict[str, Any]]:
+    """The ``node.json`` of every node of DIR that has a readable one (running or not)."""
     out = []
     for path in sorted(dir.glob("nodes/*/node.json")):
-        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        with contextlib.suppress(OSError, ValueError):
             info = json.loads(path.read_text())
+            if isinstance(info, dict):
+                out.append(info)
+    return out
+
+
+def local_nodes(dir: Path) -> list[LocalNode]:
+    """Every node of DIR with a readable, complete ``node.json``, running or not."""
+    out = []
+    for info in node_infos(dir):
+        with contextlib.suppress(ValueError, TypeError, KeyError):
             out.append(
                 LocalNode(
                     str(info["name"]),
