@@ -210,9 +210,10 @@ def policy_train(
             f"training needs the rl extra ({e.name} is missing): pip install torch==2.13.0 "
             "--index-url https://download.pytorch.org/whl/cpu, then pip install 'hyperion[rl]'"
         ) from None
+    loaded = None
     if clone_data is not None:
         try:
-            trainer.load_dataset(clone_data)
+            loaded = trainer.load_dataset(clone_data)
         except ValueError as e:
             raise _error(str(e)) from None
     summary = trainer.train(
@@ -226,6 +227,7 @@ def policy_train(
         clone_epochs=clone_epochs,
         teacher_worlds=teacher_worlds,
         clone_data=clone_data,
+        loaded=loaded,
         n_val=n_val,
         baseline=baseline,
     )

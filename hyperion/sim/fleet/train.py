@@ -325,6 +325,7 @@ def train(
     clone_epochs: int = 60,
     teacher_worlds: int = 1,
     clone_data: Path | None = None,
+    loaded: tuple[Dataset, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Train, keep the best validation checkpoint at ``out``; return a summary.
 
@@ -333,8 +334,9 @@ def train(
     ``search`` for the search teacher's best trajectories (module ``expert``, in
     ``jobs`` processes, each choice scored on ``teacher_worlds`` draws of the scenario's
     chance). The search's dataset is written beside ``out`` (``.clone.npz``);
-    ``clone_data`` reuses one instead of searching again. The clone is checkpointed
-    (step 0), and PPO fine-tunes it.
+    ``clone_data`` reuses one instead of searching again (``loaded``: what
+    ``load_dataset(clone_data)`` already returned, so it is not read twice). The clone
+    is checkpointed (step 0), and PPO fine-tunes it.
     The PPO reward is the run's own reward (the benchmark's metric), or relative to
     ``skypilot-like``'s on the same scenario (``baseline``, module ``env``)."""
     torch.manual_seed(seed)
@@ -380,7 +382,7 @@ def train(
             start = seeds.TRAIN.stop - clone_scenarios
             found: dict[str, float] = {}
             if clone == "search" and clone_data is not None:
-                data, found = load_dataset(clone_data)
+                data, found = loaded if loaded is not None else load_dataset(clone_data)
             elif clone == "search":
                 data, found = search_dataset(range(start, seeds.TRAIN.stop), jobs, teacher_worlds)
                 save_dataset(out.with_suffix(".clone.npz"), data, found)
