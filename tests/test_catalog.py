@@ -11,6 +11,8 @@ from collections import deque
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hyperion.control.catalog import (
     ADDED,
@@ -666,3 +668,43 @@ def test_a_derived_write_of_a_stale_version_is_not_applied() -> None:
     assert c.write(K1, obj("status"), 0.2, after=old.ts) == (None, [])
     assert c.get(K1).obj == obj(2)  # type: ignore[union-attr]
     assert c.stats()["derived_writes_stale"] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    skew=st.lists(st.floats(-5.0, 5.0), min_size=3, max_size=3),
+    gap=st.floats(0.0, 0.2),
+    status_first=st.booleans(),
+)
+def test_a_scale_is_never_lost_to_a_status_write_it_races(
+    skew: list[float], gap: float, status_first: bool
+) -> None:
+    """``kubectl scale`` on one node racing the custodian's status write on another:
+    whatever the nodes' clock skews and whichever is made first in real time, the
+    scale survives everywhere (the status write, derived from the version both read,
+    is the one that gives way and is recomputed by the custodian later). The custodian
+    has the larger node id, so an exact tie of stamps would go its way."""
+    net = Net(3, offsets=dict(enumerate(skew)))
+    net.write(0, K1, {"spec": {"replicas": 1}})
+    net.stabilize()
+    read = net.cores[2].get(K1)
+    assert read is not None and net.cores[1].get(K1) is not None
+    net.cut([2])  # n2 (custodian) and n1 (user) do not hear each other yet
+    status = {"spec": {"replicas": 1}, "status": {"replicas": 1}}
+
+    def custodian() -> None:
+        change, fx = net.cores[2].write(K1, status, net.now, after=read.ts)
+        assert change is not None  # applied locally: n2 had not seen the scale
+        net.out(2, fx)
+
+    if status_first:
+        custodian()
+    net.now += gap
+    net.write(1, K1, {"spec": {"replicas": 5}})
+    if not status_first:
+        custodian()
+    net.heal()
+    net.stabilize()
+    for c in net.cores:
+        got = c.get(K1)
+        assert got is not None and got.obj == {"spec": {"replicas": 5}}
