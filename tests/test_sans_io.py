@@ -26,6 +26,9 @@ CORES = [
     "control/custodian.py",
     "workplane/raft.py",
     "workplane/raft_host.py",
+    "workplane/dapr.py",
+    "workplane/state.py",
+    "workplane/invoke.py",
 ]
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "threading", "selectors", "grpc"}
 
