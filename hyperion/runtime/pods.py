@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hyperion.api.nodes import rfc3339
 from hyperion.runtime.base import (
@@ -52,6 +52,18 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[str, str, dict[str, Any]], None]
 RecordEvent = Callable[[dict[str, Any], str, str, str], None]
+
+
+class PodHooks(Protocol):
+    """Per-pod services the node runs beside a pod's containers (the Dapr sidecar,
+    ``hyperion.workplane.sidecar``): ``open`` before its containers first start (a
+    ``ValueError`` rejects the pod, its message in the status), ``close`` after they
+    have all stopped."""
+
+    async def open(self, pod: dict[str, Any]) -> None: ...
+
+    async def close(self, uid: str) -> None: ...
+
 
 # Waiting reasons that mean the container could not be created or started: a Warning
 # ``Failed`` event, as the kubelet emits for them.
@@ -101,8 +113,10 @@ class PodManager:
         publish: Publish,
         record_event: RecordEvent,
         clock: Callable[[], float] = time.time,
+        hooks: PodHooks | None = None,
     ) -> None:
         self.node_name = node_name
+        self._hooks = hooks
         self.host_ip = host_ip
         self.root = root
         self._runtimes = dict(runtimes)
@@ -170,6 +184,26 @@ class PodManager:
                     out[int(pid)] = (e.spec.namespace, str(sa))
         return out
 
+    def host_port(self, uid: str, container_port: int) -> int | None:
+        """The host port the runtime gave ``container_port`` of pod ``uid`` (None: no
+        running container of it declares that port)."""
+        e = self._pods.get(uid)
+        if e is None or e.spec is None or e.runtime is None:
+            return None
+        for s in e.runtime.states(e.spec.uid):
+            for _, cport, hport in s.ports:
+                if cport == container_port:
+                    return hport
+        return None
+
+    async def _close_hooks(self, uid: str) -> None:
+        if self._hooks is None:
+            return
+        try:
+            await self._hooks.close(uid)
+        except Exception:
+            log.exception("closing the services of pod %s", uid)
+
     def stopped(self, uid: str) -> bool:
         """Whether pod ``uid`` was stopped and all its containers have exited (so its
         object may be finally deleted); False for pods this node does not know."""
@@ -216,6 +250,13 @@ class PodManager:
                 self._lost_never(uid, e)
                 return
             self._event(e, "Normal", "SandboxChanged", _SANDBOX_CHANGED)
+        if self._hooks is not None:
+            try:
+                await self._hooks.open(obj)
+            except ValueError as err:
+                del self._pods[uid]
+                self._reject(uid, obj, now, "CreateContainerConfigError", str(err), spec)
+                return
         try:
             await runtime.start(spec, lambda: self._changed(uid))
         except Exception as err:
@@ -223,6 +264,7 @@ class PodManager:
             e.runtime = None
             e.stopped = True
             e.error = ("CreateContainerError", f"runtime {runtime.name}: {err}")
+            await self._close_hooks(spec.uid)
             self._event(e, "Warning", "Failed", f"Error: {e.error[1]}")
         self._changed(uid)
 
@@ -293,6 +335,7 @@ class PodManager:
             await e.runtime.stop(e.spec.uid, grace_s)
         except Exception:
             log.exception("runtime %s failed to stop %s", e.runtime.name, e.spec.key)
+        await self._close_hooks(e.spec.uid)
         self._read_states(e)
         e.stopped = True
         if e.forgotten and self._pods.get(uid) is e:

@@ -128,6 +128,8 @@ class ProcessRuntime:
     ``cgroup_root``: where to look for a cgroup v2 hierarchy; ``None`` never uses one.
     ``workload_socket``: the node's SPIFFE Workload API socket, announced to containers
     in ``SPIFFE_ENDPOINT_SOCKET``.
+    ``pod_env``: more variables for a pod's host processes (the Dapr sidecar's
+    ``DAPR_HTTP_PORT`` and ``APP_ID``); the spec's own ``env`` wins over them.
     """
 
     name = "process"
@@ -141,6 +143,7 @@ class ProcessRuntime:
         cgroup_root: Path | None = Path("/sys/fs/cgroup"),
         clock: Callable[[], float] = time.time,
         workload_socket: Path | None = None,
+        pod_env: Callable[[PodSpec], Mapping[str, str]] | None = None,
     ) -> None:
         assert 0 < backoff_base_s <= backoff_cap_s
         self.backoff_base_s = backoff_base_s
@@ -152,6 +155,7 @@ class ProcessRuntime:
         self._cgroup = _cgroup_base(cgroup_root)
         self.limits_enforced = "cgroup" if self._cgroup else "rlimit"
         self.workload_socket = workload_socket
+        self.pod_env = pod_env
         log.info("process runtime: limits enforced by %s", self.limits_enforced)
 
     # ------------------------------------------------------------------ the protocol
@@ -238,6 +242,9 @@ class ProcessRuntime:
         env = self._container_env(pod, c, ports)
         if self.workload_socket is not None:
             env.setdefault("SPIFFE_ENDPOINT_SOCKET", f"unix://{self.workload_socket.absolute()}")
+        if self.pod_env is not None:
+            for k, v in self.pod_env(pod).items():
+                env.setdefault(k, v)
         return env
 
     def _cwd(self, pod: PodSpec, c: ContainerSpec) -> Path:
