@@ -31,6 +31,12 @@ The SPIFFE Workload API (``hyperion.net.workload_api``) is served on
 last one stops; process-runtime pods find it in ``SPIFFE_ENDPOINT_SOCKET`` and get the
 SVID of their namespace and service account, signed here when this node holds the CA.
 
+The Dapr-compatible sidecar (``hyperion.workplane.sidecar``) opens one loopback HTTP
+listener per pod annotated ``dapr.io/enabled: "true"`` before its containers start
+and closes it after they stop; process-runtime pods find it in ``DAPR_HTTP_PORT``.
+Its state lives in the catalog; service invocation for a pod on another node goes
+to that node's API (``/sidecar/...``, node identities only).
+
 Test hook: ``HYPERION_TEST_LEASE_PAUSE`` (read once at start) names a file listing
 ``namespace/name`` of pods whose leases this node stops renewing (see
 ``hyperion.control.driver``).
@@ -55,6 +61,7 @@ from aiohttp import web
 
 from hyperion import PROTOCOL_VERSION, protocols_spoken, software_version
 from hyperion.api.nodes import node_object
+from hyperion.api.resources import PODS
 from hyperion.api.server import ApiContext, ApiServer, load_cert, server_ssl_context
 from hyperion.api.store import ObjectStore
 from hyperion.control.catalog import CatalogChanged
@@ -100,6 +107,7 @@ from hyperion.runtime.base import Runtime
 from hyperion.runtime.podman import PodmanRuntime, podman_available
 from hyperion.runtime.pods import PodManager
 from hyperion.runtime.process import ProcessRuntime
+from hyperion.workplane.sidecar import SidecarHost
 
 log = logging.getLogger("hyperion.node")
 LEAVE_FLUSH_S = 0.3  # let the leave broadcast go out before closing links
@@ -396,6 +404,7 @@ class Node:
         self.control: ControlDriver | None = None
         self.persist: CatalogStore | None = None
         self._client_ssl: ssl.SSLContext | None = None
+        self.sidecars: SidecarHost | None = None
 
     def _on_notify(self, event: object) -> None:
         if isinstance(event, LookupDone):
@@ -688,9 +697,26 @@ class Node:
             / (f"{container}.log")
         )
 
-    def _pod_manager(self, host: str) -> PodManager:
+    def _sidecar_host(self) -> SidecarHost:
+        assert self.api is not None
+        store = self.api.store
+        return SidecarHost(
+            node_name=self.opts.name,
+            replica=store,
+            pods_in=lambda ns: store.list(PODS.key_resource, ns),
+            host_port=self._host_port,
+            peer_api=self.peer_api,
+            version=software_version(self.opts.wire_version),
+        )
+
+    def _host_port(self, uid: str, container_port: int) -> int | None:
+        return None if self.pods is None else self.pods.host_port(uid, container_port)
+
+    def _pod_manager(self, host: str, sidecars: SidecarHost) -> PodManager:
         runtimes: dict[str, Runtime] = {
-            "process": ProcessRuntime(workload_socket=self.workload_socket)
+            "process": ProcessRuntime(
+                workload_socket=self.workload_socket, pod_env=lambda pod: sidecars.env(pod.uid)
+            )
         }
         podman = podman_available()
         if podman is not None:
@@ -711,6 +737,7 @@ class Node:
             runtimes=runtimes,
             publish=publish,
             record_event=event,
+            hooks=sidecars,
         )
 
     def peer_api(self, node_name: str) -> tuple[str, ssl.SSLContext] | None:
@@ -878,7 +905,11 @@ class Node:
         holder.append(self.driver)
         self._load_revocations(now)
         runner = await self._start_api()
-        pods = self.pods = self._pod_manager(host)
+        assert self.api is not None
+        sidecars = self.sidecars = self._sidecar_host()
+        await sidecars.start()
+        self.api.ctx.sidecar = sidecars.serve_forwarded
+        pods = self.pods = self._pod_manager(host, sidecars)
         self.control = ControlDriver(
             core=self.core,
             scheduler=scheduler,
@@ -909,6 +940,7 @@ class Node:
         finally:
             tasks[2].cancel()
             await pods.close()  # stop what runs here (SIGTERM, grace, SIGKILL)
+            await sidecars.stop()
             self.driver.execute(self.core.leave(time.monotonic()))
             await asyncio.sleep(LEAVE_FLUSH_S)
             for t in tasks:

@@ -4,7 +4,9 @@ What this module owns: HTTP routing, authentication and authorization, the verbs
 (get, list, watch, create, update, patch, delete, deletecollection) and their
 Kubernetes semantics over the node's ``ObjectStore``, discovery (legacy and aggregated
 v2/v2beta1), ``/version``, ``/openapi/v3``, Table output, the ``scale`` and ``status``
-subresources, pod logs, and ``Status`` errors. The resource model (types, schemas,
+subresources, pod logs, and ``Status`` errors. ``/sidecar/...`` (node identities only)
+hands service invocation forwarded by another node's Dapr sidecar to
+``ApiContext.sidecar``. The resource model (types, schemas,
 defaults, tables, patches) lives in ``resources``, ``schema``, ``tables`` and ``patch``;
 protobuf request bodies become the same dicts as JSON ones in ``k8sproto``.
 
@@ -32,7 +34,7 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,9 @@ class ApiContext:
     # Whether a client's SPIFFE ID (certificate serial, lowercase hex) is revoked: asked
     # at every request, so a revocation takes effect on open keep-alive connections.
     revoked: Callable[[str, str | None], bool] = lambda spiffe_id, serial: False
+    # Service invocation forwarded by another node's Dapr sidecar (``/sidecar/...``,
+    # node identities only): ``hyperion.workplane.sidecar``; None: not served.
+    sidecar: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
 
     def nodes_changed(self) -> None:
         """Wake node watchers (membership or a node record changed)."""
@@ -279,6 +284,10 @@ class ApiServer:
         try:
             caller = request["caller"] = self.caller(request)
             segs = [s for s in request.path.split("/") if s]
+            if segs[:1] == ["sidecar"] and self.ctx.sidecar is not None:
+                if caller.kind != "node":
+                    raise errors.forbidden(f'User "{caller.name}" cannot call sidecar paths')
+                return await self.ctx.sidecar(request)
             if not segs or segs[0] in ("version", "healthz", "livez", "readyz", "openapi"):
                 self.authorize(caller, "get", None)
                 return self.meta_path(request, segs)

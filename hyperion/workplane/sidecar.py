@@ -1,0 +1,437 @@
+"""The Dapr-compatible sidecar API a node serves to its pods (DESIGN §8): the HTTP side.
+
+Owns one plaintext HTTP listener on 127.0.0.1 per pod that opts in (``dapr.io/enabled:
+"true"``), opened before the pod's containers start and closed after they stop, and
+the environment that points the pod at it (``DAPR_HTTP_PORT``, ``DAPR_HTTP_ENDPOINT``,
+``APP_ID``). The listener's port names the caller: its app-id and namespace come from
+the pod, never from the request. Loopback plaintext is the one exception to mutual
+TLS (DESIGN §9): a node's pods share its network, and the listener is not reachable
+from elsewhere.
+
+Served (Dapr's HTTP API, v1.0):
+
+* state, ``/v1.0/state/<store>[/<key>|/bulk|/transaction]`` over ``state.py``'s
+  eventual store named ``statestore`` (``state.DEFAULT_STORE``);
+* service invocation, ``/v1.0/invoke/<app-id>[.<namespace>]/method/<method…>`` and any
+  path with a ``dapr-app-id`` header: the call goes to a replica of the app-id
+  (``invoke.py`` picks it) at ``127.0.0.1:<its app-port>`` when it runs here, else to
+  the node that runs it, over that node's mutual-TLS API (``serve_forwarded``, node
+  identities only), which calls the app there;
+* ``/v1.0/metadata`` (and ``PUT /v1.0/metadata/<key>``), ``/v1.0/healthz``,
+  ``/v1.0/healthz/outbound``.
+
+Every error is answered as Dapr does (``dapr.DaprError``); a handler bug answers 500
+``ERR_INTERNAL`` and never stops the listener.
+
+A pod's ``dapr.io/app-port`` is a *container* port. The process runtime hands each
+declared container port a free host port (``PORT``/``HYPERION_PORT_<NAME>``); the
+sidecar calls the host port the runtime chose for the declared port equal to the
+app-port, and the app-port itself when no container declares it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from hyperion.workplane import dapr, invoke
+from hyperion.workplane.dapr import DaprError, SidecarSpec, sidecar_spec
+from hyperion.workplane.state import DEFAULT_STORE, EventualStore, Replica, parse_bulk, parse_save
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+MAX_BODY_BYTES = 4 * 1024 * 1024  # Dapr's default --dapr-http-max-request-size (4 MB)
+APP_CALL_TIMEOUT_S = 60.0  # a whole call to an app, forwarding included
+CONNECT_TIMEOUT_S = 5.0
+API_VERSION = "v1.0"
+
+PodsIn = Callable[[str], list[dict[str, Any]]]  # namespace -> Pod objects (every node's)
+HostPort = Callable[[str, int], int | None]  # (pod uid, container port) -> host port
+PeerApi = Callable[[str], tuple[str, ssl.SSLContext] | None]
+
+
+@dataclass(slots=True)
+class _Pod:
+    """One pod's sidecar: its spec, its listener and what the app told ``metadata``."""
+
+    spec: SidecarSpec
+    port: int
+    runner_site: web.SockSite
+    extended: dict[str, str] = field(default_factory=dict)
+
+
+class _Unreachable(Exception):
+    """The app or the node that runs it could not be reached (not an answer of the app)."""
+
+
+def _error(e: DaprError) -> web.Response:
+    return web.Response(status=e.status, body=e.body(), content_type="application/json")
+
+
+class SidecarHost:
+    """Every sidecar listener of one node (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        node_name: str,
+        replica: Replica,
+        pods_in: PodsIn,
+        host_port: HostPort,
+        peer_api: PeerApi,
+        version: str,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.node_name = node_name
+        self.stores = {DEFAULT_STORE: EventualStore(DEFAULT_STORE, replica)}
+        self._pods_in = pods_in
+        self._host_port = host_port
+        self._peer_api = peer_api
+        self.version = version
+        self._rng = rng or random.Random()
+        self._pods: dict[str, _Pod] = {}  # uid -> pod
+        self._by_port: dict[int, _Pod] = {}
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.counters: dict[str, int] = {}
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=APP_CALL_TIMEOUT_S, sock_connect=CONNECT_TIMEOUT_S),
+            auto_decompress=False,
+        )
+
+    async def stop(self) -> None:
+        for uid in list(self._pods):
+            await self.close(uid)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def open(self, pod: dict[str, Any]) -> None:
+        """Open the sidecar of ``pod`` if it asks for one (before its containers start).
+        Raises ``SidecarConfigError`` for bad annotations."""
+        spec = sidecar_spec(pod)
+        if spec is None or spec.uid in self._pods:
+            return
+        assert self._runner is not None, "start() first"
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((HOST, 0))
+            sock.setblocking(False)
+            site = web.SockSite(self._runner, sock)
+            await site.start()
+        except BaseException:
+            sock.close()
+            raise
+        port = int(sock.getsockname()[1])
+        p = _Pod(spec, port, site)
+        self._pods[spec.uid] = p
+        self._by_port[port] = p
+        log.info("sidecar of %s/%s (app-id %s) on %s:%d", spec.namespace, spec.pod,
+                 spec.app_id, HOST, port)  # fmt: skip
+
+    async def close(self, uid: str) -> None:
+        """Close the sidecar of pod ``uid`` (after its containers stopped); no-op if none."""
+        p = self._pods.pop(uid, None)
+        if p is None:
+            return
+        self._by_port.pop(p.port, None)
+        with contextlib.suppress(Exception):
+            await p.runner_site.stop()
+
+    def env(self, uid: str) -> dict[str, str]:
+        """What pod ``uid``'s containers find in their environment ({}: no sidecar)."""
+        p = self._pods.get(uid)
+        if p is None:
+            return {}
+        return {
+            "DAPR_HTTP_PORT": str(p.port),
+            "DAPR_HTTP_ENDPOINT": f"http://{HOST}:{p.port}",
+            "APP_ID": p.spec.app_id,
+        }
+
+    def port(self, uid: str) -> int | None:
+        p = self._pods.get(uid)
+        return None if p is None else p.port
+
+    def _inc(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    # ---------------------------------------------------------------- routing
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        p = self._by_port.get(sockname[1]) if sockname else None
+        if p is None:  # the pod ended while this keep-alive connection stayed open
+            return _error(DaprError(404, "ERR_NOT_FOUND", "this sidecar is closed"))
+        self._inc("requests")
+        try:
+            return await self._route(request, p)
+        except DaprError as e:
+            self._inc(f"errors_{e.status}")
+            return _error(e)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as e:
+            log.exception("sidecar handler failed")
+            return _error(DaprError(500, "ERR_INTERNAL", f"internal error: {e}"))
+
+    async def _route(self, request: web.Request, p: _Pod) -> web.StreamResponse:
+        raw = request.rel_url.raw_path
+        segs = raw.split("/")[1:]
+        m = request.method
+        if segs[:1] == [API_VERSION] and len(segs) >= 2:
+            what = segs[1]
+            if what == "state" and len(segs) >= 3:
+                return await self._state(request, p, [unquote(s) for s in segs[2:]])
+            if what == "invoke" and len(segs) >= 5 and segs[3] == "method":
+                method = "/".join(segs[4:])
+                return await self._invoke(request, p, unquote(segs[2]), method)
+            if what == "metadata":
+                return await self._metadata(request, p, segs[2:])
+            if what == "healthz" and segs[2:] in ([], ["outbound"]):
+                if m not in ("GET", "HEAD"):
+                    raise dapr.method_not_allowed(m, raw)
+                return web.Response(status=204)
+        if segs[:2] == ["v1.0-alpha1", "state"] and len(segs) >= 4 and segs[3] == "query":
+            store = self._store(unquote(segs[2]))
+            raise dapr.query_not_supported(store.name)
+        target = request.headers.get("dapr-app-id")
+        if target:
+            return await self._invoke(request, p, target, raw.lstrip("/"))
+        raise dapr.not_found(raw)
+
+    # ------------------------------------------------------------------ state
+
+    def _store(self, name: str) -> EventualStore:
+        store = self.stores.get(name)
+        if store is None:
+            raise dapr.store_not_found(name)
+        return store
+
+    async def _state(self, request: web.Request, p: _Pod, rest: list[str]) -> web.Response:
+        m = request.method
+        store = self._store(rest[0])
+        ns, app = p.spec.namespace, p.spec.app_id
+        if len(rest) == 1:
+            if m != "POST":
+                raise dapr.method_not_allowed(m, request.path)
+            store.save(ns, app, parse_save(await request.read()))
+            return web.Response(status=204)
+        if len(rest) == 2 and m == "POST" and rest[1] == "bulk":
+            out = []
+            for it in store.bulk_get(ns, app, parse_bulk(await request.read())):
+                if isinstance(it, str):
+                    out.append({"key": it})
+                else:
+                    out.append({"key": it.key, "data": json.loads(it.data), "etag": it.etag})
+            return web.json_response(out)
+        if len(rest) == 2 and m == "POST" and rest[1] == "transaction":
+            raise dapr.transactions_not_supported(store.name)
+        key = "/".join(rest[1:])
+        if m == "GET":
+            item = store.get(ns, app, key)
+            if item is None:
+                return web.Response(status=204)
+            return web.Response(
+                status=200,
+                body=item.data,
+                content_type="application/json",
+                headers={"ETag": item.etag},
+            )
+        if m == "DELETE":
+            etag = request.headers.get("If-Match")
+            concurrency = request.query.get("concurrency") or "last-write"
+            store.delete(ns, app, key, etag, concurrency)
+            return web.Response(status=204)
+        raise dapr.method_not_allowed(m, request.path)
+
+    # --------------------------------------------------------------- metadata
+
+    async def _metadata(self, request: web.Request, p: _Pod, rest: list[str]) -> web.Response:
+        m = request.method
+        if not rest and m == "GET":
+            components = [
+                {
+                    "name": s.name,
+                    "type": "state.hyperion.eventual",
+                    "version": "v1",
+                    "capabilities": ["ETAG"],
+                }  # fmt: skip
+                for s in self.stores.values()
+            ]
+            return web.json_response(
+                {
+                    "id": p.spec.app_id,
+                    "runtimeVersion": f"hyperion-{self.version}",
+                    "enabledFeatures": [],
+                    "actors": [],
+                    "components": components,
+                    "httpEndpoints": [],
+                    "subscriptions": [],
+                    "extended": {
+                        **p.extended,
+                        "namespace": p.spec.namespace,
+                        "pod": p.spec.pod,
+                        "node": self.node_name,
+                    },
+                    "appConnectionProperties": {
+                        "port": p.spec.app_port,
+                        "protocol": "http",
+                        "channelAddress": HOST,
+                    },
+                }
+            )
+        if len(rest) == 1 and rest[0] and m == "PUT":
+            p.extended[unquote(rest[0])] = (await request.read()).decode("utf-8", "replace")
+            return web.Response(status=204)
+        raise dapr.method_not_allowed(m, request.path)
+
+    # ------------------------------------------------------------- invocation
+
+    async def _invoke(
+        self, request: web.Request, p: _Pod, target_text: str, method: str
+    ) -> web.StreamResponse:
+        target = dapr.invoke_target(target_text, p.spec.namespace)
+        if target is None:
+            raise dapr.direct_invoke(target_text, "not a valid app-id or app-id.namespace")
+        app_id, ns = target
+        chosen = invoke.choose(
+            invoke.targets(self._pods_in(ns), app_id, ns), self.node_name, self._rng
+        )
+        if chosen is None:
+            raise dapr.direct_invoke(
+                app_id, f"no running replica of app {app_id} in namespace {ns}"
+            )
+        body = await request.read()
+        headers = invoke.passed_headers(request.headers.items())
+        headers = [(k, v) for k, v in headers if k.lower() != "dapr-app-id"]
+        headers += [
+            (invoke.CALLER_APP_ID, p.spec.app_id),
+            (invoke.CALLER_NAMESPACE, p.spec.namespace),
+            (invoke.CALLEE_APP_ID, app_id),
+        ]
+        query = request.rel_url.raw_query_string
+        try:
+            if chosen.node == self.node_name:
+                self._inc("invoke_local")
+                return await self._call_app(chosen, request.method, method, query, headers, body)
+            self._inc("invoke_forwarded")
+            return await self._forward(chosen, request.method, method, query, headers, body)
+        except _Unreachable as e:
+            raise dapr.direct_invoke(app_id, str(e)) from None
+
+    async def _relay(self, upstream: aiohttp.ClientResponse) -> web.Response:
+        data = await upstream.read()
+        resp = web.Response(status=upstream.status, body=data)
+        for k, v in invoke.passed_headers(upstream.headers.items()):
+            resp.headers.add(k, v)
+        return resp
+
+    async def _call_app(
+        self,
+        t: invoke.Target,
+        verb: str,
+        method: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> web.Response:
+        """Call the app of pod ``t``, which runs on this node."""
+        assert self._session is not None
+        if t.app_port == 0:
+            raise _Unreachable(f"pod {t.namespace}/{t.pod} declares no dapr.io/app-port")
+        port = self._host_port(t.uid, t.app_port) or t.app_port
+        url = f"http://{HOST}:{port}/{method}" + (f"?{query}" if query else "")
+        try:
+            async with self._session.request(
+                verb, URL(url, encoded=True), headers=headers, data=body
+            ) as upstream:
+                return await self._relay(upstream)
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise _Unreachable(
+                f"app of pod {t.namespace}/{t.pod} at {HOST}:{port}: {e or type(e).__name__}"
+            ) from None
+
+    async def _forward(
+        self,
+        t: invoke.Target,
+        verb: str,
+        method: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> web.Response:
+        """Send the call to the node that runs ``t`` (its API, mutual TLS)."""
+        assert self._session is not None
+        peer = self._peer_api(t.node)
+        if peer is None:
+            raise _Unreachable(f"the API of node {t.node} is not known")
+        addr, ctx = peer
+        url = f"https://{addr}{invoke.forward_path(t.namespace, t.pod, method)}"
+        url += f"?{query}" if query else ""
+        try:
+            async with self._session.request(
+                verb, URL(url, encoded=True), headers=headers, data=body, ssl=ctx
+            ) as upstream:
+                if upstream.headers.get(invoke.FORWARD_ERROR):
+                    raise _Unreachable(await upstream.text())
+                return await self._relay(upstream)
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise _Unreachable(f"node {t.node} at {addr}: {e or type(e).__name__}") from None
+
+    async def serve_forwarded(self, request: web.Request) -> web.StreamResponse:
+        """A call forwarded by another node's sidecar (already authenticated as a node by
+        the API server): call the app of the named pod, which must run here."""
+
+        def failed(status: int, message: str) -> web.Response:
+            self._inc("forwarded_failed")
+            return web.Response(status=status, text=message, headers={invoke.FORWARD_ERROR: "1"})
+
+        parsed = invoke.parse_forward_path(request.rel_url.raw_path)
+        if parsed is None:
+            return failed(404, "malformed sidecar path")
+        ns, name, method = parsed
+        pod = next(
+            (o for o in self._pods_in(ns) if (o.get("metadata") or {}).get("name") == name), None
+        )
+        if pod is None or (pod.get("spec") or {}).get("nodeName") != self.node_name:
+            return failed(404, f"pod {ns}/{name} does not run on node {self.node_name}")
+        try:
+            spec = sidecar_spec(pod)
+        except dapr.SidecarConfigError as e:
+            return failed(404, str(e))
+        if spec is None or not invoke.serving(pod):
+            return failed(404, f"pod {ns}/{name} serves no app")
+        t = invoke.Target(ns, name, spec.uid, self.node_name, spec.app_port)
+        self._inc("forwarded_served")
+        body = await request.read()
+        headers = invoke.passed_headers(request.headers.items())
+        try:
+            return await self._call_app(
+                t, request.method, method, request.rel_url.raw_query_string, headers, body
+            )
+        except _Unreachable as e:
+            return failed(502, str(e))

@@ -1,0 +1,316 @@
+"""The Dapr-compatible sidecar on a real 2-node mesh: real pods, real HTTP, real mTLS.
+
+Three pods, created with kubectl and pinned to nodes: ``a1`` (node-1) and ``a2``
+(node-2) are two replicas of app-id ``alpha``, ``b1`` (node-1) is app-id ``beta``.
+Each runs ``APP``: it writes the environment the node gave it (``DAPR_HTTP_PORT``,
+``APP_ID``) to ``env.json``, and serves an echo app on the host port the process
+runtime chose for its declared port 8080 (``dapr.io/app-port: "8080"``). ``a1``
+first runs ``CLIENT``, a Dapr state client written with urllib only, and keeps what it
+saw in ``client.json``. The tests then talk to each pod's sidecar themselves, on
+127.0.0.1 at the pod's ``DAPR_HTTP_PORT``, as the pod would.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_helpers import KUBECTL, Kubectl, eventually, mesh
+
+pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason=f"no kubectl at {KUBECTL}")
+
+CLIENT = r"""
+import json, os, urllib.request, urllib.error
+base = "http://127.0.0.1:%s/v1.0/state/statestore" % os.environ["DAPR_HTTP_PORT"]
+def call(method, url, body=None, headers=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode(), r.headers.get("ETag")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), None
+out = {}
+out["save"] = call("POST", base, [{"key": "greeting", "value": {"hello": "world"}}])[0]
+out["get"] = call("GET", base + "/greeting")
+etag = out["get"][2]
+out["conflict"] = call("POST", base, [{"key": "greeting", "value": 2, "etag": "1.1.ab"}])[:2]
+out["update"] = call("POST", base, [{"key": "greeting", "value": 3, "etag": etag}])[0]
+out["bulk"] = json.loads(call("POST", base + "/bulk", {"keys": ["greeting", "nope"]})[1])
+out["delete"] = call("DELETE", base + "/greeting")[0]
+out["gone"] = call("GET", base + "/greeting")[0]
+with open("client.tmp", "w") as f:
+    json.dump(out, f)
+os.rename("client.tmp", "client.json")
+"""
+
+APP = r"""
+import json, os, sys, http.server
+with open("env.tmp", "w") as f:
+    json.dump({k: os.environ.get(k) for k in ("DAPR_HTTP_PORT", "APP_ID", "PORT")}, f)
+os.rename("env.tmp", "env.json")
+if len(sys.argv) > 1:
+    exec(sys.argv[1])
+class Echo(http.server.BaseHTTPRequestHandler):
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        except Exception:
+            pass
+    def __getattr__(self, name):
+        if name.startswith("do_"):
+            return self.echo
+        raise AttributeError(name)
+    def echo(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode()
+        status = 200
+        if self.path.startswith("/status/"):
+            status = int(self.path.split("/")[2])
+        out = json.dumps({"pod": os.environ["HOSTNAME"], "method": self.command,
+                          "path": self.path, "body": body,
+                          "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Echo", "yes")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Echo).serve_forever()
+"""
+
+
+def pod(name: str, node: str, app_id: str, *extra: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "annotations": {
+                "dapr.io/enabled": "true",
+                "dapr.io/app-id": app_id,
+                "dapr.io/app-port": "8080",
+            },
+        },
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "python",
+                    "command": [sys.executable, "-c", APP, *extra],
+                    "ports": [{"containerPort": 8080}],
+                }
+            ],
+        },
+    }
+
+
+class Mesh:
+    def __init__(self, dir: Path) -> None:
+        self.dir = dir
+        self.kube = Kubectl(dir)
+        self.nodes = {"a1": "node-1", "a2": "node-2", "b1": "node-1"}
+
+    def file(self, name: str, what: str) -> Path:
+        return self.dir / "nodes" / self.nodes[name] / "pods" / "default" / name / "main" / what
+
+    def port(self, name: str) -> int:
+        return int(json.loads(self.file(name, "env.json").read_text())["DAPR_HTTP_PORT"])
+
+    def call(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """One request to pod ``name``'s sidecar: (status, JSON body or None, headers)."""
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        url = f"http://127.0.0.1:{self.port(name)}{path}"
+        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=20) as r:
+                status, text, hdrs = r.status, r.read(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            status, text, hdrs = e.code, e.read(), dict(e.headers)
+        return status, json.loads(text) if text else None, hdrs
+
+
+@pytest.fixture(scope="module")
+def m(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    tmp = tmp_path_factory.mktemp("sidecar")
+    with mesh(tmp, 2):
+        m = Mesh(tmp)
+        pods = [
+            pod("a1", "node-1", "alpha", CLIENT),
+            pod("a2", "node-2", "alpha"),
+            pod("b1", "node-1", "beta"),
+        ]
+        m.kube.run(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": pods}),
+        )
+
+        def ready() -> bool:
+            return all(m.file(n, "env.json").exists() for n in m.nodes) and all(
+                m.call(src, "GET", f"/v1.0/invoke/{app}/method/ready")[0] == 200
+                for src, app in (("a1", "beta"), ("a2", "beta"), ("b1", "alpha"), ("a2", "alpha"))
+            )
+
+        eventually(ready, timeout=20, interval=0.1)
+        yield m
+
+
+def test_the_environment_names_the_sidecar(m: Mesh) -> None:
+    env = json.loads(m.file("a2", "env.json").read_text())
+    assert env["APP_ID"] == "alpha"
+    assert int(env["DAPR_HTTP_PORT"]) > 0
+    assert (
+        env["DAPR_HTTP_PORT"] != json.loads(m.file("a1", "env.json").read_text())["DAPR_HTTP_PORT"]
+    )
+
+
+def test_a_pod_program_uses_the_state_api(m: Mesh) -> None:
+    got = json.loads(eventually(lambda: m.file("a1", "client.json").read_text(), timeout=10))
+    assert got["save"] == 204
+    status, body, etag = got["get"]
+    assert (status, json.loads(body)) == (200, {"hello": "world"}) and etag
+    assert got["conflict"][0] == 409
+    assert json.loads(got["conflict"][1])["errorCode"] == "ERR_STATE_SAVE"
+    assert got["update"] == 204
+    assert got["bulk"][0]["key"] == "greeting" and got["bulk"][0]["data"] == 3
+    assert got["bulk"][1] == {"key": "nope"}
+    assert (got["delete"], got["gone"]) == (204, 204)
+
+
+def test_etags_guard_saves_and_deletes(m: Mesh) -> None:
+    base = "/v1.0/state/statestore"
+    assert m.call("a1", "POST", base, [{"key": "k1", "value": "v1"}])[0] == 204
+    status, body, hdrs = m.call("a1", "GET", f"{base}/k1")
+    assert (status, body) == (200, "v1")
+    etag = hdrs["ETag"]
+    first = [{"key": "k1", "value": "v2", "options": {"concurrency": "first-write"}}]
+    status, body, _ = m.call("a1", "POST", base, first)
+    assert (status, body["errorCode"]) == (409, "ERR_STATE_SAVE")
+    status, body, _ = m.call("a1", "POST", base, [{"key": "k1", "value": 0, "etag": "nonsense"}])
+    assert (status, body["errorCode"]) == (400, "ERR_STATE_SAVE")
+    assert m.call("a1", "POST", base, [{"key": "k1", "value": "v2", "etag": etag}])[0] == 204
+    status, body, _ = m.call("a1", "POST", base, [{"key": "k1", "value": "v3", "etag": etag}])
+    assert status == 409  # that ETag is now stale
+    status, body, _ = m.call("a1", "DELETE", f"{base}/k1", headers={"If-Match": etag})
+    assert (status, body["errorCode"]) == (409, "ERR_STATE_DELETE")
+    new = m.call("a1", "GET", f"{base}/k1")[2]["ETag"]
+    assert m.call("a1", "DELETE", f"{base}/k1", headers={"If-Match": new})[0] == 204
+    assert m.call("a1", "GET", f"{base}/k1")[0] == 204
+    assert m.call("a1", "DELETE", f"{base}/k1")[0] == 204  # absent, no ETag: fine
+
+
+def test_the_same_app_id_reads_on_another_node_and_other_apps_do_not(m: Mesh) -> None:
+    base = "/v1.0/state/statestore"
+    key = f"shared-{time.monotonic_ns()}"
+    value = {"n": [1, 2, 3], "s": "héllo"}
+    assert m.call("a1", "POST", base, [{"key": key, "value": value}])[0] == 204
+    eventually(lambda: m.call("a2", "GET", f"{base}/{key}")[1] == value, timeout=10)
+    assert m.call("b1", "GET", f"{base}/{key}")[0] == 204  # beta: another key space
+    assert m.call("b1", "POST", base, [{"key": key, "value": "beta's"}])[0] == 204
+    assert m.call("a1", "GET", f"{base}/{key}")[1] == value
+    assert m.call("b1", "GET", f"{base}/{key}")[1] == "beta's"
+
+
+def test_state_items_are_not_kubernetes_objects(m: Mesh) -> None:
+    assert m.call("a1", "POST", "/v1.0/state/statestore", [{"key": "hidden", "value": 1}])[0] == 204
+    resources = m.kube.run("api-resources", "-o", "name").stdout
+    assert "workplane" not in resources
+    names = m.kube.run("get", "all", "-A", "-o", "name").stdout
+    assert "hidden" not in names
+
+
+def test_bad_requests_get_daprs_errors(m: Mesh) -> None:
+    base = "/v1.0/state/statestore"
+    cases: list[tuple[str, str, bytes | None, int, str]] = [
+        ("POST", base, b"[{not json", 400, "ERR_MALFORMED_REQUEST"),
+        ("POST", base, b'{"key": "x"}', 400, "ERR_MALFORMED_REQUEST"),
+        ("POST", base, b'[{"value": 1}]', 400, "ERR_MALFORMED_REQUEST"),
+        ("POST", base, b'[{"key": "a||b", "value": 1}]', 400, "ERR_MALFORMED_REQUEST"),
+        ("POST", base + "/bulk", b'{"keys": "x"}', 400, "ERR_MALFORMED_REQUEST"),
+        ("GET", "/v1.0/state/nostore/x", None, 400, "ERR_STATE_STORE_NOT_FOUND"),
+        ("POST", "/v1.0/state/nostore", b"[]", 400, "ERR_STATE_STORE_NOT_FOUND"),
+        ("POST", base + "/transaction", b"{}", 500, "ERR_STATE_STORE_NOT_SUPPORTED"),
+        ("POST", "/v1.0/invoke/nobody/method/x", b"", 500, "ERR_DIRECT_INVOKE"),
+        ("GET", "/v1.0/invoke/bad..id/method/x", None, 500, "ERR_DIRECT_INVOKE"),
+        ("GET", "/v1.0/nothing-here", None, 404, "ERR_NOT_FOUND"),
+    ]
+    for method, path, raw, want_status, want_code in cases:
+        status, body, _ = m.call("a1", method, path, raw=raw)
+        assert (status, body["errorCode"]) == (want_status, want_code), (method, path, raw)
+        assert body["message"]
+
+
+def test_invocation_reaches_local_and_remote_replicas(m: Mesh) -> None:
+    # a1 (node-1) -> beta: b1 runs on node-1 too.
+    status, body, hdrs = m.call(
+        "a1", "PUT", "/v1.0/invoke/beta/method/orders/7?x=1&y=a%2Fb", {"n": 1}, {"X-Trace": "t1"}
+    )
+    assert status == 200 and body["pod"] == "b1" and hdrs["X-Echo"] == "yes"
+    assert (body["method"], body["path"], json.loads(body["body"])) == (
+        "PUT",
+        "/orders/7?x=1&y=a%2Fb",
+        {"n": 1},
+    )
+    assert body["headers"]["x-trace"] == "t1"
+    assert body["headers"]["dapr-caller-app-id"] == "alpha"
+    # a2 (node-2) -> beta: forwarded to node-1 over its mutual-TLS API.
+    status, body, _ = m.call("a2", "POST", "/v1.0/invoke/beta.default/method/hi", {"n": 2})
+    assert (status, body["pod"], body["path"], json.loads(body["body"])) == (
+        200,
+        "b1",
+        "/hi",
+        {"n": 2},
+    )
+    assert body["headers"]["dapr-caller-app-id"] == "alpha"
+    # The app's own status comes back as is, forwarded or not.
+    assert m.call("a2", "GET", "/v1.0/invoke/beta/method/status/418")[0] == 418
+    # The dapr-app-id header form; a local replica is preferred.
+    status, body, _ = m.call("b1", "GET", "/some/path?q=1", headers={"dapr-app-id": "alpha"})
+    assert (status, body["pod"], body["path"]) == (200, "a1", "/some/path?q=1")
+
+
+def test_metadata_and_health(m: Mesh) -> None:
+    status, body, _ = m.call("a2", "GET", "/v1.0/metadata")
+    assert status == 200 and body["id"] == "alpha"
+    assert [c["name"] for c in body["components"]] == ["statestore"]
+    assert m.call("a2", "PUT", "/v1.0/metadata/color", raw=b"blue")[0] == 204
+    assert m.call("a2", "GET", "/v1.0/metadata")[1]["extended"]["color"] == "blue"
+    assert m.call("a2", "GET", "/v1.0/healthz")[0] == 204
+    assert m.call("a2", "GET", "/v1.0/healthz/outbound")[0] == 204
+
+
+def test_the_sidecar_closes_with_its_pod(m: Mesh) -> None:
+    port = m.port("a2")
+    m.kube.run("delete", "pod", "a2", "--wait=false")
+
+    def closed() -> bool:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1.0/healthz", timeout=2)
+        except urllib.error.HTTPError:
+            return False  # still answering (or answering "closed" on a kept connection)
+        except OSError:
+            return True
+        return False
+
+    eventually(closed, timeout=10, interval=0.1)
