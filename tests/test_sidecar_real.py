@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import KUBECTL, Kubectl, eventually, mesh
+from kube_helpers import KUBECTL, Kubectl, eventually, mesh, raw_request
 
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason=f"no kubectl at {KUBECTL}")
 
@@ -117,8 +117,9 @@ def pod(name: str, node: str, app_id: str, *extra: str) -> dict[str, Any]:
 
 
 class Mesh:
-    def __init__(self, dir: Path) -> None:
+    def __init__(self, dir: Path, infos: list[dict[str, object]]) -> None:
         self.dir = dir
+        self.api = {str(i["name"]): str(i["api_addr"]) for i in infos}
         self.kube = Kubectl(dir)
         self.nodes = {"a1": "node-1", "a2": "node-2", "b1": "node-1"}
 
@@ -152,8 +153,8 @@ class Mesh:
 @pytest.fixture(scope="module")
 def m(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     tmp = tmp_path_factory.mktemp("sidecar")
-    with mesh(tmp, 2):
-        m = Mesh(tmp)
+    with mesh(tmp, 2) as infos:
+        m = Mesh(tmp, infos)
         pods = [
             pod("a1", "node-1", "alpha", CLIENT),
             pod("a2", "node-2", "alpha"),
@@ -288,6 +289,25 @@ def test_invocation_reaches_local_and_remote_replicas(m: Mesh) -> None:
     # The dapr-app-id header form; a local replica is preferred.
     status, body, _ = m.call("b1", "GET", "/some/path?q=1", headers={"dapr-app-id": "alpha"})
     assert (status, body["pod"], body["path"]) == (200, "a1", "/some/path?q=1")
+
+
+def test_only_nodes_may_forward_calls(m: Mesh) -> None:
+    status, body = raw_request(
+        m.dir, m.api["node-1"], "POST", "/sidecar/v1/invoke/default/b1/hi", b"{}", "text/plain"
+    )
+    assert (status, body["reason"]) == (403, "Forbidden")
+
+
+def test_bad_annotations_reject_the_pod(m: Mesh) -> None:
+    bad = pod("bad", "node-2", "no.dots")
+    m.kube.run("apply", "-f", "-", input=json.dumps(bad))
+
+    def rejected() -> Any:
+        status = m.kube.json("get", "pod", "bad")["status"]
+        return status.get("reason") == "CreateContainerConfigError" and status["message"]
+
+    assert "dapr.io/app-id" in eventually(rejected, timeout=10)
+    m.kube.run("delete", "pod", "bad", "--wait=false")
 
 
 def test_metadata_and_health(m: Mesh) -> None:
