@@ -164,10 +164,19 @@ def _error(e: ApiError) -> web.Response:
 async def _read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, "RequestEntityTooLarge", "the request body is too large")
-    body = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
+    # ``read(n)`` returns what has arrived (at most n bytes), not the whole body: a body
+    # in several TCP segments needs a loop.
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY_BYTES:
+        chunk = await request.content.read(MAX_BODY_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > MAX_BODY_BYTES:
         raise ApiError(413, "RequestEntityTooLarge", "the request body is too large")
-    return body
+    return b"".join(chunks)
 
 
 def _decode(body: bytes, content_type: str) -> Any:
