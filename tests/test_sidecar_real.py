@@ -13,6 +13,7 @@ saw in ``client.json``. The tests then talk to each pod's sidecar themselves, on
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
 import urllib.error
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import KUBECTL, Kubectl, eventually, mesh, raw_request
+from kube_helpers import KUBECTL, Kubectl, admin_ssl, eventually, mesh, raw_request
 
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason=f"no kubectl at {KUBECTL}")
 
@@ -76,6 +77,7 @@ class Echo(http.server.BaseHTTPRequestHandler):
             status = int(self.path.split("/")[2])
         out = json.dumps({"pod": os.environ["HOSTNAME"], "method": self.command,
                           "path": self.path, "body": body,
+                          "callers": self.headers.get_all("dapr-caller-app-id"),
                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -276,14 +278,15 @@ def test_invocation_reaches_local_and_remote_replicas(m: Mesh) -> None:
     assert body["headers"]["x-trace"] == "t1"
     assert body["headers"]["dapr-caller-app-id"] == "alpha"
     # a2 (node-2) -> beta: forwarded to node-1 over its mutual-TLS API.
-    status, body, _ = m.call("a2", "POST", "/v1.0/invoke/beta.default/method/hi", {"n": 2})
+    spoof = {"dapr-caller-app-id": "root"}
+    status, body, _ = m.call("a2", "POST", "/v1.0/invoke/beta.default/method/hi", {"n": 2}, spoof)
     assert (status, body["pod"], body["path"], json.loads(body["body"])) == (
         200,
         "b1",
         "/hi",
         {"n": 2},
     )
-    assert body["headers"]["dapr-caller-app-id"] == "alpha"
+    assert body["callers"] == ["alpha"]  # the sidecar's, never the app's own
     # The app's own status comes back as is, forwarded or not.
     assert m.call("a2", "GET", "/v1.0/invoke/beta/method/status/418")[0] == 418
     # The dapr-app-id header form; a local replica is preferred.
@@ -296,6 +299,30 @@ def test_only_nodes_may_forward_calls(m: Mesh) -> None:
         m.dir, m.api["node-1"], "POST", "/sidecar/v1/invoke/default/b1/hi", b"{}", "text/plain"
     )
     assert (status, body["reason"]) == (403, "Forbidden")
+
+
+def test_the_api_reads_a_body_that_arrives_in_pieces(m: Mesh) -> None:
+    """The pods above are a body of a few KB, which kubectl's write may split; the API
+    must read it to its end, not just what has arrived (it once did)."""
+    body = json.dumps(pod("pieces", "node-2", "gamma")).encode()
+    host, port = m.api["node-1"].rsplit(":", 1)
+    head = (
+        f"POST /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        admin_ssl(m.dir).wrap_socket(raw) as tls,
+    ):
+        tls.sendall(head + body[:100])
+        time.sleep(0.2)
+        tls.sendall(body[100:])
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
+    m.kube.run("delete", "pod", "pieces", "--wait=false")
 
 
 def test_bad_annotations_reject_the_pod(m: Mesh) -> None:

@@ -327,7 +327,8 @@ class SidecarHost:
             )
         body = await request.read()
         headers = invoke.passed_headers(request.headers.items())
-        headers = [(k, v) for k, v in headers if k.lower() != "dapr-app-id"]
+        ours = ("dapr-app-id", invoke.CALLER_APP_ID, invoke.CALLER_NAMESPACE, invoke.CALLEE_APP_ID)
+        headers = [(k, v) for k, v in headers if k.lower() not in ours]  # never the app's
         headers += [
             (invoke.CALLER_APP_ID, p.spec.app_id),
             (invoke.CALLER_NAMESPACE, p.spec.namespace),
