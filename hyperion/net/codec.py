@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
@@ -64,6 +65,18 @@ MAX_PROTOCOL_VERSIONS = 16
 
 class WireError(ValueError):
     """A message body could not be decoded or failed validation."""
+
+
+MAX_RAFT_BYTES = 8 << 20  # one Raft message; the raft codec checks what is inside
+
+
+@dataclass(frozen=True, slots=True)
+class RaftPayload:
+    """A Raft message of the workplane (``MeshMessage.raft``), still serialized: the mesh
+    codec does not look inside; ``hyperion.workplane.raft_codec`` decodes it strictly
+    and the receiver checks that its ``src`` is the envelope's signer."""
+
+    data: bytes
 
 
 def _id(raw: bytes) -> str:
@@ -749,6 +762,9 @@ def decode_record(data: bytes) -> dht.Record:
 
 def _encode(msg: object) -> bytes:
     m = wire_pb2.MeshMessage()
+    if isinstance(msg, RaftPayload):
+        m.raft = msg.data
+        return m.SerializeToString()
     if isinstance(msg, pubsub.Rpc):
         m.pubsub.CopyFrom(_encode_pubsub(msg))
         return m.SerializeToString()
@@ -826,6 +842,10 @@ def decode(body: bytes, version: int = PROTOCOL_VERSION) -> object:
     except (DecodeError, ValueError, RuntimeError) as e:
         raise WireError(f"undecodable message: {e}") from None
     kind = m.WhichOneof("kind")
+    if kind == "raft":
+        if not 0 < len(m.raft) <= MAX_RAFT_BYTES:
+            raise WireError("empty or oversized Raft message")
+        return RaftPayload(bytes(m.raft))
     if kind is not None and kind.startswith("dht_"):
         return _decode_dht(kind, m)
     if kind == "pubsub":

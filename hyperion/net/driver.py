@@ -36,8 +36,12 @@ class CoreDriver:
         counters: Counters,
         on_notify: Callable[[object], None] | None = None,
         version: int = PROTOCOL_VERSION,
+        routes: dict[type, Callable[[object, str], None]] | None = None,
     ) -> None:
-        """``version``: the protocol version this node speaks (see ``codec``)."""
+        """``version``: the protocol version this node speaks (see ``codec``).
+        ``routes``: decoded messages of these types go to their handler with the
+        envelope's signer instead of to the core (the Raft groups' payloads); the
+        handler must check the signer itself."""
         self.core = core
         self.version = version
         self.key = key
@@ -45,6 +49,7 @@ class CoreDriver:
         self.counters = counters
         self.on_notify = on_notify
         self._inbound: asyncio.Queue[object] = asyncio.Queue(INBOUND_MAX)
+        self.routes = dict(routes or {})
 
     def deliver(self, opened: Opened) -> None:
         """Called by the transport for every verified envelope."""
@@ -52,6 +57,10 @@ class CoreDriver:
             msg = codec.decode(opened.body, self.version)
         except codec.WireError:
             self.counters.inc("rejected_malformed_body")
+            return
+        route = self.routes.get(type(msg))
+        if route is not None:
+            route(msg, opened.sender)
             return
         if getattr(msg, "src", None) != opened.sender:
             self.counters.inc("rejected_src_mismatch")

@@ -13,10 +13,36 @@ class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NORMAL: _ClassVar[EntryKind]
     NOOP: _ClassVar[EntryKind]
     CONFIG: _ClassVar[EntryKind]
+
+class StoreOp(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STORE_OP_UNSPECIFIED: _ClassVar[StoreOp]
+    GET: _ClassVar[StoreOp]
+    PUT: _ClassVar[StoreOp]
+    DELETE: _ClassVar[StoreOp]
+
+class StoreCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STORE_CODE_UNSPECIFIED: _ClassVar[StoreCode]
+    OK: _ClassVar[StoreCode]
+    NOT_FOUND: _ClassVar[StoreCode]
+    CONFLICT: _ClassVar[StoreCode]
+    NOT_LEADER: _ClassVar[StoreCode]
+    UNAVAILABLE: _ClassVar[StoreCode]
 ENTRY_KIND_UNSPECIFIED: EntryKind
 NORMAL: EntryKind
 NOOP: EntryKind
 CONFIG: EntryKind
+STORE_OP_UNSPECIFIED: StoreOp
+GET: StoreOp
+PUT: StoreOp
+DELETE: StoreOp
+STORE_CODE_UNSPECIFIED: StoreCode
+OK: StoreCode
+NOT_FOUND: StoreCode
+CONFLICT: StoreCode
+NOT_LEADER: StoreCode
+UNAVAILABLE: StoreCode
 
 class Entry(_message.Message):
     __slots__ = ("index", "term", "kind", "data", "voters", "learners")
@@ -110,8 +136,40 @@ class InstallSnapshot(_message.Message):
     snapshot: Snapshot
     def __init__(self, snapshot: _Optional[_Union[Snapshot, _Mapping]] = ...) -> None: ...
 
+class StoreRequest(_message.Message):
+    __slots__ = ("id", "op", "key", "value", "has_expect", "expect_version")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    HAS_EXPECT_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    op: StoreOp
+    key: str
+    value: bytes
+    has_expect: bool
+    expect_version: int
+    def __init__(self, id: _Optional[int] = ..., op: _Optional[_Union[StoreOp, str]] = ..., key: _Optional[str] = ..., value: _Optional[bytes] = ..., has_expect: _Optional[bool] = ..., expect_version: _Optional[int] = ...) -> None: ...
+
+class StoreReply(_message.Message):
+    __slots__ = ("id", "code", "version", "value", "leader", "message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    code: StoreCode
+    version: int
+    value: bytes
+    leader: str
+    message: str
+    def __init__(self, id: _Optional[int] = ..., code: _Optional[_Union[StoreCode, str]] = ..., version: _Optional[int] = ..., value: _Optional[bytes] = ..., leader: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class RaftMessage(_message.Message):
-    __slots__ = ("group", "src", "term", "vote_request", "vote_response", "append_entries", "append_response", "heartbeat", "heartbeat_response", "install_snapshot")
+    __slots__ = ("group", "src", "term", "vote_request", "vote_response", "append_entries", "append_response", "heartbeat", "heartbeat_response", "install_snapshot", "store_request", "store_reply")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     SRC_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +180,8 @@ class RaftMessage(_message.Message):
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     INSTALL_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    STORE_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    STORE_REPLY_FIELD_NUMBER: _ClassVar[int]
     group: str
     src: str
     term: int
@@ -132,4 +192,6 @@ class RaftMessage(_message.Message):
     heartbeat: Heartbeat
     heartbeat_response: HeartbeatResponse
     install_snapshot: InstallSnapshot
-    def __init__(self, group: _Optional[str] = ..., src: _Optional[str] = ..., term: _Optional[int] = ..., vote_request: _Optional[_Union[VoteRequest, _Mapping]] = ..., vote_response: _Optional[_Union[VoteResponse, _Mapping]] = ..., append_entries: _Optional[_Union[AppendEntries, _Mapping]] = ..., append_response: _Optional[_Union[AppendResponse, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., heartbeat_response: _Optional[_Union[HeartbeatResponse, _Mapping]] = ..., install_snapshot: _Optional[_Union[InstallSnapshot, _Mapping]] = ...) -> None: ...
+    store_request: StoreRequest
+    store_reply: StoreReply
+    def __init__(self, group: _Optional[str] = ..., src: _Optional[str] = ..., term: _Optional[int] = ..., vote_request: _Optional[_Union[VoteRequest, _Mapping]] = ..., vote_response: _Optional[_Union[VoteResponse, _Mapping]] = ..., append_entries: _Optional[_Union[AppendEntries, _Mapping]] = ..., append_response: _Optional[_Union[AppendResponse, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., heartbeat_response: _Optional[_Union[HeartbeatResponse, _Mapping]] = ..., install_snapshot: _Optional[_Union[InstallSnapshot, _Mapping]] = ..., store_request: _Optional[_Union[StoreRequest, _Mapping]] = ..., store_reply: _Optional[_Union[StoreReply, _Mapping]] = ...) -> None: ...

@@ -37,7 +37,7 @@ class Envelope(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., sender: _Optional[bytes] = ..., sender_key: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., nonce: _Optional[bytes] = ..., body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class MeshMessage(_message.Message):
-    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull", "broadcast", "dht_find_node", "dht_find_value", "dht_nodes", "dht_store", "dht_store_ack", "pubsub", "catalog_digest", "catalog_delta", "sched_tender", "sched_bid", "sched_award", "sched_award_reply", "sched_release")
+    __slots__ = ("ping", "ack", "ping_req", "gossip", "push_pull", "broadcast", "dht_find_node", "dht_find_value", "dht_nodes", "dht_store", "dht_store_ack", "pubsub", "catalog_digest", "catalog_delta", "sched_tender", "sched_bid", "sched_award", "sched_award_reply", "sched_release", "raft")
     PING_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     PING_REQ_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class MeshMessage(_message.Message):
     SCHED_AWARD_FIELD_NUMBER: _ClassVar[int]
     SCHED_AWARD_REPLY_FIELD_NUMBER: _ClassVar[int]
     SCHED_RELEASE_FIELD_NUMBER: _ClassVar[int]
+    RAFT_FIELD_NUMBER: _ClassVar[int]
     ping: Ping
     ack: Ack
     ping_req: PingReq
@@ -76,7 +77,8 @@ class MeshMessage(_message.Message):
     sched_award: SchedAward
     sched_award_reply: SchedAwardReply
     sched_release: SchedRelease
-    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ..., broadcast: _Optional[_Union[Broadcast, _Mapping]] = ..., dht_find_node: _Optional[_Union[DhtFindNode, _Mapping]] = ..., dht_find_value: _Optional[_Union[DhtFindValue, _Mapping]] = ..., dht_nodes: _Optional[_Union[DhtNodes, _Mapping]] = ..., dht_store: _Optional[_Union[DhtStore, _Mapping]] = ..., dht_store_ack: _Optional[_Union[DhtStoreAck, _Mapping]] = ..., pubsub: _Optional[_Union[PubSub, _Mapping]] = ..., catalog_digest: _Optional[_Union[CatalogDigest, _Mapping]] = ..., catalog_delta: _Optional[_Union[CatalogDelta, _Mapping]] = ..., sched_tender: _Optional[_Union[SchedTender, _Mapping]] = ..., sched_bid: _Optional[_Union[SchedBid, _Mapping]] = ..., sched_award: _Optional[_Union[SchedAward, _Mapping]] = ..., sched_award_reply: _Optional[_Union[SchedAwardReply, _Mapping]] = ..., sched_release: _Optional[_Union[SchedRelease, _Mapping]] = ...) -> None: ...
+    raft: bytes
+    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., ping_req: _Optional[_Union[PingReq, _Mapping]] = ..., gossip: _Optional[_Union[Gossip, _Mapping]] = ..., push_pull: _Optional[_Union[PushPull, _Mapping]] = ..., broadcast: _Optional[_Union[Broadcast, _Mapping]] = ..., dht_find_node: _Optional[_Union[DhtFindNode, _Mapping]] = ..., dht_find_value: _Optional[_Union[DhtFindValue, _Mapping]] = ..., dht_nodes: _Optional[_Union[DhtNodes, _Mapping]] = ..., dht_store: _Optional[_Union[DhtStore, _Mapping]] = ..., dht_store_ack: _Optional[_Union[DhtStoreAck, _Mapping]] = ..., pubsub: _Optional[_Union[PubSub, _Mapping]] = ..., catalog_digest: _Optional[_Union[CatalogDigest, _Mapping]] = ..., catalog_delta: _Optional[_Union[CatalogDelta, _Mapping]] = ..., sched_tender: _Optional[_Union[SchedTender, _Mapping]] = ..., sched_bid: _Optional[_Union[SchedBid, _Mapping]] = ..., sched_award: _Optional[_Union[SchedAward, _Mapping]] = ..., sched_award_reply: _Optional[_Union[SchedAwardReply, _Mapping]] = ..., sched_release: _Optional[_Union[SchedRelease, _Mapping]] = ..., raft: _Optional[bytes] = ...) -> None: ...
 
 class Update(_message.Message):
     __slots__ = ("node_id", "addr", "incarnation", "state", "name")

@@ -8,7 +8,9 @@ newer than the message's term; a configuration is sorted, duplicate-free, with
 disjoint voters and learners). Anything malformed raises ``RaftWireError``, never
 anything else; unknown fields from newer versions are ignored by protobuf itself.
 This module owns the mapping only; the envelope (signature, sender) is the mesh
-codec's, and nothing carries these bytes yet (the node does not run Raft).
+codec's; the node carries these bytes in ``MeshMessage.raft`` (``raft_driver``). The
+same envelope also carries the key-value store's forwarded client requests and their
+replies (``kv.StoreRequest``/``StoreReply``), checked as strictly.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from google.protobuf.message import DecodeError
 
 from hyperion.net import raft_pb2 as pb
+from hyperion.workplane import kv
 from hyperion.workplane.raft import (
     AppendEntries,
     AppendResponse,
@@ -65,7 +68,36 @@ def _snapshot_pb(s: Snapshot) -> pb.Snapshot:
     )
 
 
-def encode(msg: Message) -> bytes:
+WireMessage = Message | kv.StoreRequest | kv.StoreReply
+
+
+def encode(msg: WireMessage) -> bytes:
+    if isinstance(msg, kv.StoreRequest):
+        m = pb.RaftMessage(group=msg.group, src=msg.src)
+        m.store_request.CopyFrom(
+            pb.StoreRequest(
+                id=msg.id,
+                op=int(msg.op),  # type: ignore[arg-type]
+                key=msg.key,
+                value=msg.value,
+                has_expect=msg.expect_version is not None,
+                expect_version=msg.expect_version or 0,
+            )
+        )
+        return m.SerializeToString(deterministic=True)
+    if isinstance(msg, kv.StoreReply):
+        m = pb.RaftMessage(group=msg.group, src=msg.src)
+        m.store_reply.CopyFrom(
+            pb.StoreReply(
+                id=msg.id,
+                code=int(msg.code),  # type: ignore[arg-type]
+                version=msg.version,
+                value=msg.value,
+                leader=msg.leader,
+                message=msg.message,
+            )
+        )
+        return m.SerializeToString(deterministic=True)
     m = pb.RaftMessage(group=msg.group, src=msg.src, term=msg.term)
     if isinstance(msg, VoteRequest):
         m.vote_request.CopyFrom(
@@ -160,12 +192,72 @@ def _snapshot(p: pb.Snapshot, term: int) -> Snapshot:
     return Snapshot(p.index, p.term, vs, ls, bytes(p.data))
 
 
-def decode(data: bytes) -> Message:
+MAX_STORE_MESSAGE_CHARS = 1024  # a reply's explanation
+
+
+def _store(group: str, src: str, m: pb.RaftMessage, kind: str) -> kv.StoreRequest | kv.StoreReply:
+    if m.term:
+        raise RaftWireError("a store message carries no term")
+    if kind == "store_request":
+        r = m.store_request
+        try:
+            op = kv.StoreOp(r.op)
+        except ValueError:
+            raise RaftWireError(f"unknown store op {r.op}") from None
+        key = _text(r.key, kv.MAX_KEY_CHARS, "key")
+        if len(r.value) > kv.MAX_VALUE_BYTES or (r.value and op is not kv.StoreOp.PUT):
+            raise RaftWireError("store value too large or on an op without one")
+        if (r.has_expect and op is kv.StoreOp.GET) or (r.expect_version and not r.has_expect):
+            raise RaftWireError("expect_version on a GET, or without has_expect")
+        expect = _u63(r.expect_version, "expect_version") if r.has_expect else None
+        return kv.StoreRequest(group, src, _u63(r.id, "id"), op, key, bytes(r.value), expect)
+    p = m.store_reply
+    try:
+        code = kv.StoreCode(p.code)
+    except ValueError:
+        raise RaftWireError(f"unknown store code {p.code}") from None
+    if len(p.value) > kv.MAX_VALUE_BYTES or len(p.message) > MAX_STORE_MESSAGE_CHARS:
+        raise RaftWireError("store reply too large")
+    if len(p.leader) > MAX_MEMBER_CHARS:
+        raise RaftWireError("leader id too long")
+    return kv.StoreReply(
+        group,
+        src,
+        _u63(p.id, "id"),
+        code,
+        _u63(p.version, "version"),
+        bytes(p.value),
+        p.leader,
+        p.message,
+    )
+
+
+def decode_any(data: bytes) -> WireMessage:
+    """A Raft message or a store request/reply; ``RaftWireError`` for anything else."""
+    m = _parse(data)
+    kind = m.WhichOneof("kind")
+    if kind in ("store_request", "store_reply"):
+        group = _text(m.group, MAX_GROUP_CHARS, "group")
+        src = _text(m.src, MAX_MEMBER_CHARS, "src")
+        return _store(group, src, m, kind)
+    return _decode(m)
+
+
+def _parse(data: bytes) -> pb.RaftMessage:
     m = pb.RaftMessage()
     try:
         m.ParseFromString(data)
     except (DecodeError, ValueError, RuntimeError) as e:
         raise RaftWireError(f"undecodable Raft message: {e}") from None
+    return m
+
+
+def decode(data: bytes) -> Message:
+    """A Raft message (a store request or reply is refused: see ``decode_any``)."""
+    return _decode(_parse(data))
+
+
+def _decode(m: pb.RaftMessage) -> Message:
     group = _text(m.group, MAX_GROUP_CHARS, "group")
     src = _text(m.src, MAX_MEMBER_CHARS, "src")
     term = _u63(m.term, "term")
