@@ -55,12 +55,13 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from aiohttp import web
 
 from hyperion import PROTOCOL_VERSION, protocols_spoken, software_version
-from hyperion.api.nodes import node_object
+from hyperion.api.nodes import node_object, rfc3339
 from hyperion.api.resources import PODS
 from hyperion.api.server import ApiContext, ApiServer, load_cert, server_ssl_context
 from hyperion.api.store import ObjectStore
@@ -69,6 +70,8 @@ from hyperion.control.custodian import WORKLOADS
 from hyperion.control.driver import ControlDriver
 from hyperion.control.persist import CatalogStore
 from hyperion.control.scheduler import Placed, Scheduler, Unplaced
+from hyperion.control.strong import HWL, is_strong, with_consistency
+from hyperion.control.strong import views as strong_views
 from hyperion.identity import _fs, revocation
 from hyperion.identity.ca import CertificateAuthority, Svid
 from hyperion.identity.errors import IdentityError, RevocationError
@@ -83,6 +86,7 @@ from hyperion.mesh.node import MeshNode, RecordEvent, Revoked
 from hyperion.mesh.pubsub import PubSubConfig
 from hyperion.mesh.records import Gpu, NodeRecord, RecordError, build_record
 from hyperion.net import codec, wire_pb2, wire_pb2_grpc
+from hyperion.net.codec import RaftPayload
 from hyperion.net.driver import CoreDriver
 from hyperion.net.enroll import Issuer, RenewalServicer, enroll, renew, start_enrollment_server
 from hyperion.net.transport import (
@@ -108,6 +112,8 @@ from hyperion.runtime.podman import PodmanRuntime, podman_available
 from hyperion.runtime.pods import PodManager
 from hyperion.runtime.process import ProcessRuntime
 from hyperion.workplane.sidecar import SidecarHost
+from hyperion.workplane.raft_driver import Source, StrongPlane, StrongState
+from hyperion.workplane.strong import WorkloadView
 
 log = logging.getLogger("hyperion.node")
 LEAVE_FLUSH_S = 0.3  # let the leave broadcast go out before closing links
@@ -403,6 +409,7 @@ class Node:
         self.policy = get_policy(opts.policy)  # fails early on an unknown name
         self.control: ControlDriver | None = None
         self.persist: CatalogStore | None = None
+        self.strong: StrongPlane | None = None
         self._client_ssl: ssl.SSLContext | None = None
         self.sidecars: SidecarHost | None = None
 
@@ -484,6 +491,57 @@ class Node:
                 self.control.forget(event.node_id)
             else:
                 self.control.wake()
+
+    # ----------------------------------------------------------- strong state
+
+    def strong_state(self, namespace: str, name: str) -> StrongState:
+        """The strong state of HyperionWorkload ``namespace/name`` (``consistency:
+        strong``), served by its Raft group: ``await .get(key)``, ``.put(key, value,
+        expect_version=None)``, ``.delete(key, expect_version=None)``. Raises
+        ``raft_driver.NotStrong`` / ``Unavailable`` / ``VersionConflict``."""
+        if self.strong is None:
+            raise RuntimeError("node is not running")
+        return self.strong.state(namespace, name)
+
+    def _strong_source(self) -> Source:
+        assert self.core is not None and self.control is not None
+        core, control = self.core, self.control
+
+        def objects(resource: str) -> list[dict[str, Any]]:
+            return [e.obj for e in core.catalog.list(resource) if e.obj is not None]
+
+        def workloads() -> dict[str, WorkloadView]:
+            ids = {name: nid for nid, name in control.names.items()}
+            ids[self.opts.name] = self.key.node_id
+            return strong_views(objects, ids, self.key.node_id, self.live_members())
+
+        def find(ns: str, name: str) -> tuple[str, dict[str, Any]] | None:
+            cur = core.catalog.get((HWL, ns, name))
+            w = None if cur is None else cur.obj
+            if w is None or not is_strong(w):
+                return None
+            return str((w.get("metadata") or {}).get("uid")), dict(w.get("status") or {})
+
+        def write_status(
+            ns: str, name: str, block: dict[str, Any], ok: bool, reason: str, message: str
+        ) -> None:
+            cur = core.catalog.get((HWL, ns, name))
+            if cur is None or cur.obj is None:
+                return
+            new = with_consistency(cur.obj, block, ok, reason, message, rfc3339(time.time()))
+            _, fx = core.catalog_write((HWL, ns, name), new, time.monotonic(), after=cur.ts)
+            assert self.driver is not None
+            self.driver.execute(fx)
+
+        def resolve(node_id: str) -> str:
+            d = core.membership.directory
+            slot = d.find(node_id)
+            return "" if slot is None else d.addrs[slot]
+
+        def name_of(node_id: str) -> str:
+            return control.names.get(node_id) or node_id[:12]
+
+        return Source(workloads, find, write_status, resolve, name_of)
 
     def live_members(self) -> dict[str, str]:
         """Live members that take part in the catalog (custodian candidates): id -> name."""
@@ -922,6 +980,17 @@ class Node:
         )
         if self.core.catalog.counters.get("restored"):
             self.control.hold_after_restore()
+        # Raft groups of strong workloads, over the same links (hyperion.workplane),
+        # rejoined from disk before the node joins the mesh
+        self.strong = StrongPlane(
+            self.key.node_id,
+            self.dir / "raft",
+            self.driver.execute,
+            self._strong_source(),
+            self.counters.inc,
+        )
+        self.strong.load()
+        self.driver.routes[RaftPayload] = self.strong.deliver
         record = self.build_record()
         self.control.observe(record)
         value = record.to_bytes(self.opts.wire_version)
@@ -934,6 +1003,7 @@ class Node:
             asyncio.create_task(self._renew_loop()),
             asyncio.create_task(self.control.run()),
             asyncio.create_task(self.persist.run()),
+            asyncio.create_task(self.strong.run()),
         ]
         try:
             await stop.wait()

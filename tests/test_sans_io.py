@@ -29,6 +29,9 @@ CORES = [
     "workplane/dapr.py",
     "workplane/state.py",
     "workplane/invoke.py",
+    "workplane/kv.py",
+    "workplane/strong.py",
+    "control/strong.py",
 ]
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "threading", "selectors", "grpc"}
 

@@ -633,6 +633,15 @@ class Custodian:
                            _unschedulable(unsched[0]) if unsched
                            else f"{placed}/{desired} replicas placed"),
             ]  # fmt: skip
+            # a strong workload's Raft group reports itself (hyperion.control.strong):
+            # carried over, not the custodian's to write
+            if "consistency" in old:
+                st["consistency"] = old["consistency"]
+            st["conditions"] += [
+                c
+                for c in old.get("conditions") or []
+                if isinstance(c, dict) and c.get("type") == "Consistent"
+            ]
         return st
 
     def _job(self, w: Obj, pods: list[Obj], members: Members, now: float, out: list[Write]) -> None:
