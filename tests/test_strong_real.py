@@ -188,6 +188,17 @@ def test_a_strong_workload_gets_a_raft_group_that_survives_its_leader(tmp_path: 
             timings["refuse"] = time.monotonic() - t2
             assert "kv" in str(refused.value) and timings["refuse"] < 6.0
 
+            def quorum_lost() -> bool:
+                st = status(lone)
+                cond = [x for x in st.get("conditions") or [] if x.get("type") == "Consistent"]
+                return (
+                    bool(cond)
+                    and cond[0]["status"] == "False"
+                    and cond[0]["reason"] == ("QuorumLost")
+                )
+
+            await wait_for(quorum_lost, timeout_s=10, what="Consistent=False, QuorumLost")
+
             # restart both: they rejoin the group from their files, nothing is lost
             for n in (lead, gone):
                 await start(n.opts.name, [lone.addr], None)
