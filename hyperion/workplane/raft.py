@@ -7,8 +7,7 @@ leads, the replication progress of every other member and the pending linearizab
 reads. It owns no bytes on disk, no sockets and no clock: durable writes leave as
 ``Notify(Persist(...))`` effects, messages as ``Send`` effects, time comes in as ``now``
 and randomness from an injected ``random.Random``. ``raft_host`` multiplexes many groups
-on one node. Driven by the simulator in tests; the node does not run it yet (no daemon
-or gRPC driver, no Dapr sidecar).
+on one node. Driven by the simulator in tests and, on a node, by ``raft_driver``.
 
 Theory of operation
 ===================

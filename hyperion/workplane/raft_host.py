@@ -4,8 +4,8 @@ A node hosts one member of every stateful workload it runs a replica of; the gro
 share the node's mesh connection (no port per group). This module owns the table
 ``group id -> RaftNode`` of one node and nothing else: it routes each inbound message
 by its ``group`` field, creates and dissolves members, and keeps one deadline heap so
-that ``tick`` wakes only the groups that are due. Driven by the simulator in tests; the
-node does not run it yet.
+that ``tick`` wakes only the groups that are due. Driven by the simulator in tests and,
+on a node, by ``raft_driver``.
 
 Theory of operation
 ===================
