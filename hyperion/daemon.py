@@ -111,8 +111,8 @@ from hyperion.runtime.base import Runtime
 from hyperion.runtime.podman import PodmanRuntime, podman_available
 from hyperion.runtime.pods import PodManager
 from hyperion.runtime.process import ProcessRuntime
-from hyperion.workplane.sidecar import SidecarHost
 from hyperion.workplane.raft_driver import Source, StrongPlane, StrongState
+from hyperion.workplane.sidecar import SidecarHost
 from hyperion.workplane.strong import WorkloadView
 
 log = logging.getLogger("hyperion.node")
