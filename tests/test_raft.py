@@ -19,6 +19,7 @@ from hyperion.workplane.raft import (
     Committed,
     DurableState,
     Entry,
+    EntryKind,
     Heartbeat,
     MemoryStorage,
     NotLeader,
@@ -77,6 +78,38 @@ def test_vote_is_persisted_before_the_reply_and_survives_a_restart() -> None:
     again = RaftNode("g", "n1", disk.state(), random.Random(1), 0.2, CFG)
     (reply,) = again.handle(VoteRequest("g", "n3", 2, 5, 1), 0.2)
     assert isinstance(reply, Send) and reply.msg == VoteResponse("g", "n1", 2, False)
+
+
+def test_a_member_re_added_with_wiped_state_cannot_vote_twice_in_a_term() -> None:
+    """n2 voted n1 in at term 5, was removed (its group state dissolved) and is added
+    back, empty, still in term 5. A delayed vote request of term 5 from n3 must not get
+    a second vote out of it, neither before the leader reaches it (it knows no
+    configuration) nor after (it holds the term's leader as its vote, durably)."""
+    stale = VoteRequest("g", "n3", 5, 9, 4)
+    fresh = RaftNode("g", "n2", DurableState.bootstrap(()), random.Random(0), 0.0, CFG)
+    (reply,) = [e for e in fresh.handle(stale, 0.1) if isinstance(e, Send)]
+    assert reply.msg == VoteResponse("g", "n2", 5, False)
+    fresh = RaftNode("g", "n2", DurableState.bootstrap(()), random.Random(0), 0.0, CFG)
+    effects = fresh.handle(Heartbeat("g", "n1", 5, 0, 0), 0.1)
+    disk = MemoryStorage(DurableState.bootstrap(()))
+    for e in effects:
+        if isinstance(e, Notify) and isinstance(e.event, Persist):
+            disk.apply(e.event)
+    assert (disk.state().term, disk.state().vote) == (5, "n1")
+    # Even a member that knows its configuration and restarted (no leader in memory)
+    # refuses: it holds n1 as its vote for term 5.
+    joined = RaftNode(
+        "g",
+        "n2",
+        DurableState(
+            5, "n1", Snapshot(0, 0, ()), (Entry(1, 1, EntryKind.CONFIG, voters=("n1", "n2", "n3")),)
+        ),
+        random.Random(0),
+        0.2,
+        CFG,
+    )
+    (reply,) = [e for e in joined.handle(stale, 0.3) if isinstance(e, Send)]
+    assert reply.msg == VoteResponse("g", "n2", 5, False)
 
 
 def test_leader_counts_replicas_only_for_entries_of_its_term() -> None:

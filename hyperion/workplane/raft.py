@@ -35,6 +35,11 @@ own (§5.4.1) and it has not heard from a leader within T. Only with a pre-vote 
 does it increment its term and ask for real votes. A voter that has heard from a leader
 within T ignores (real) vote requests altogether, so a node that was cut off, or one
 that was removed and does not know it (thesis §4.2.3), cannot depose a healthy leader.
+A member that accepts a leader of a term in which it has not voted records that leader
+as its vote (durably): the leader has won the term, so this promises nothing new, and a
+late vote request of that term finds the vote taken even after a restart. A member that
+knows no configuration (created empty, waiting to be added; its state may have been
+dissolved after it voted in this very term) grants no vote at all.
 
 *Check-quorum.* A leader that has not heard from a quorum of voters within T steps
 down: a leader stranded in a minority stops accepting writes and reads.
@@ -654,7 +659,10 @@ class RaftNode:
     def _become_follower(self, term: int, leader: str, now: float) -> None:
         was_leader = self.role is Role.LEADER
         if term != self.term:
-            self.term, self.vote = term, ""
+            self.term, self.vote = term, leader
+            self._persist()
+        elif leader and not self.vote:
+            self.vote = leader
             self._persist()
         self.role = Role.FOLLOWER
         self._set_leader(leader)
@@ -962,7 +970,12 @@ class RaftNode:
             term = m.term if grant else self.term
             self._send(m.src, VoteResponse(self.group, self.me, term, grant, True))
             return
-        can_vote = self.vote == m.src or (not self.vote and not self.leader)
+        # A member that knows no configuration (created empty, waiting for its leader)
+        # votes for nobody: it holds no log to compare, and may have voted in this term
+        # before its state was dissolved.
+        can_vote = bool(self.voters) and (
+            self.vote == m.src or (not self.vote and not self.leader)
+        )
         grant = can_vote and up_to_date
         if grant:
             self.vote = m.src
