@@ -1,4 +1,4 @@
-"""``hyperion bench fleet|startup|failover`` and ``hyperion policy train``: the fleet
+"""``hyperion bench fleet|startup|failover|sidecar`` and ``hyperion policy train``: the fleet
 benchmark, the real-mesh benchmarks of ``bench/`` and the training of the ``rl``
 placement policy (the latter needs the ``rl`` extra)."""
 
@@ -137,6 +137,17 @@ def bench_failover(
     """Real mesh: kill -9 of a node → its replicas Ready elsewhere (bench/failover.py)."""
     argv = ["--tries", str(tries), "--nodes", str(nodes), "--replicas", str(replicas)]
     _run_bench_script("failover.py", argv + (["--json"] if as_json else []))
+
+
+@bench_app.command("sidecar")
+def bench_sidecar(
+    calls: Annotated[int, typer.Option("--calls", help="Calls per measured operation.")] = 300,
+    writes: Annotated[int, typer.Option("--writes", help="Cross-node visibility writes.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Real 2-node mesh: Dapr sidecar state and invocation latency (bench/sidecar.py)."""
+    argv = ["--calls", str(calls), "--writes", str(writes)]
+    _run_bench_script("sidecar.py", argv + (["--json"] if as_json else []))
 
 
 @policy_app.command("train")
