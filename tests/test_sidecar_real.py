@@ -30,15 +30,18 @@ pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason=f"no kubectl 
 CLIENT = r"""
 import json, os, urllib.request, urllib.error
 base = "http://127.0.0.1:%s/v1.0/state/statestore" % os.environ["DAPR_HTTP_PORT"]
+token = {"dapr-api-token": os.environ["DAPR_API_TOKEN"]}
 def call(method, url, body=None, headers=None):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    hdrs = {**token, **(headers or {})}
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.read().decode(), r.headers.get("ETag")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(), None
 out = {}
+out["no_token"] = call("GET", base + "/greeting", headers={"dapr-api-token": ""})[:2]
 out["save"] = call("POST", base, [{"key": "greeting", "value": {"hello": "world"}}])[0]
 out["get"] = call("GET", base + "/greeting")
 etag = out["get"][2]
@@ -55,7 +58,8 @@ os.rename("client.tmp", "client.json")
 APP = r"""
 import json, os, sys, http.server
 with open("env.tmp", "w") as f:
-    json.dump({k: os.environ.get(k) for k in ("DAPR_HTTP_PORT", "APP_ID", "PORT")}, f)
+    json.dump({k: os.environ.get(k) for k in ("DAPR_HTTP_PORT", "APP_ID", "PORT",
+                                              "DAPR_API_TOKEN", "APP_API_TOKEN")}, f)
 os.rename("env.tmp", "env.json")
 if len(sys.argv) > 1:
     exec(sys.argv[1])
@@ -128,8 +132,11 @@ class Mesh:
     def file(self, name: str, what: str) -> Path:
         return self.dir / "nodes" / self.nodes[name] / "pods" / "default" / name / "main" / what
 
+    def env(self, name: str) -> dict[str, str]:
+        return dict(json.loads(self.file(name, "env.json").read_text()))
+
     def port(self, name: str) -> int:
-        return int(json.loads(self.file(name, "env.json").read_text())["DAPR_HTTP_PORT"])
+        return int(self.env(name)["DAPR_HTTP_PORT"])
 
     def call(
         self,
@@ -139,17 +146,23 @@ class Mesh:
         body: Any = None,
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
+        token: str | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
-        """One request to pod ``name``'s sidecar: (status, JSON body or None, headers)."""
+        """One request to pod ``name``'s sidecar with its API token (or ``token``, ""
+        for none): (status, JSON body or None, headers)."""
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
         url = f"http://127.0.0.1:{self.port(name)}{path}"
-        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        token = self.env(name)["DAPR_API_TOKEN"] if token is None else token
+        hdrs = {**({"dapr-api-token": token} if token else {}), **(headers or {})}
+        req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
         try:
             with urllib.request.urlopen(req, timeout=20) as r:
-                status, text, hdrs = r.status, r.read(), dict(r.headers)
+                status, text, got = r.status, r.read(), dict(r.headers)
         except urllib.error.HTTPError as e:
-            status, text, hdrs = e.code, e.read(), dict(e.headers)
-        return status, json.loads(text) if text else None, hdrs
+            status, text, got = e.code, e.read(), dict(e.headers)
+        if got.get("Content-Type", "").startswith("text/plain"):
+            return status, text.decode(), got
+        return status, json.loads(text) if text else None, got
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +203,7 @@ def test_the_environment_names_the_sidecar(m: Mesh) -> None:
 
 def test_a_pod_program_uses_the_state_api(m: Mesh) -> None:
     got = json.loads(eventually(lambda: m.file("a1", "client.json").read_text(), timeout=10))
+    assert got["no_token"] == [401, "invalid api token\n"]
     assert got["save"] == 204
     status, body, etag = got["get"]
     assert (status, json.loads(body)) == (200, {"hello": "world"}) and etag
@@ -199,6 +213,44 @@ def test_a_pod_program_uses_the_state_api(m: Mesh) -> None:
     assert got["bulk"][0]["key"] == "greeting" and got["bulk"][0]["data"] == 3
     assert got["bulk"][1] == {"key": "nope"}
     assert (got["delete"], got["gone"]) == (204, 204)
+
+
+def test_the_sidecar_wants_its_pods_api_token(m: Mesh) -> None:
+    """Dapr's API token: each pod its own, random; no token, a wrong one or another
+    pod's (even of the same app-id) gets daprd's 401; only GET of healthz is exempt."""
+    a1, a2, b1 = (m.env(n)["DAPR_API_TOKEN"] for n in ("a1", "a2", "b1"))
+    assert len({a1, a2, b1}) == 3 and min(len(a1), len(a2), len(b1)) >= 40
+    paths = [
+        ("GET", "/v1.0/state/statestore/k"),
+        ("POST", "/v1.0/invoke/beta/method/hi"),
+        ("GET", "/v1.0/metadata"),
+        ("GET", "/other?x=/v1.0/healthz", {"dapr-app-id": "beta"}),
+        ("GET", "/v1.0/healthz/../metadata"),
+        ("HEAD", "/v1.0/healthz"),
+    ]
+    for method, path, *hdrs in paths:
+        for token in ("", "wrong", a2, b1, a1 + "x", a1[:-1]):
+            status, body, got = m.call("a1", method, path, headers=(hdrs or [{}])[0], token=token)
+            assert status == 401, (method, path, token)
+            assert (body, got["Content-Type"].split(";")[0]) in (
+                ("invalid api token\n", "text/plain"),
+                ("", "text/plain"),  # HEAD: no body
+            )
+    assert m.call("a1", "GET", "/v1.0/metadata")[1]["id"] == "alpha"  # its own token
+    assert m.call("a1", "GET", "/v1.0/healthz", token="")[0] == 204
+    assert m.call("a1", "GET", "/v1.0/healthz/outbound", token="")[0] == 204
+
+
+def test_apps_get_their_app_token_and_never_the_callers(m: Mesh) -> None:
+    """APP_API_TOKEN: the sidecar that calls an app sends the *callee's* app token in
+    ``dapr-api-token``, locally and forwarded; the caller's API token stays behind."""
+    b1_app = m.env("b1")["APP_API_TOKEN"]
+    assert b1_app and b1_app not in (m.env("b1")["DAPR_API_TOKEN"], m.env("a1")["APP_API_TOKEN"])
+    for src in ("a1", "a2"):  # a1: b1 on the same node; a2: forwarded to node-1
+        status, body, _ = m.call(src, "GET", "/v1.0/invoke/beta/method/who")
+        assert (status, body["pod"]) == (200, "b1")
+        assert body["headers"]["dapr-api-token"] == b1_app
+        assert m.env(src)["DAPR_API_TOKEN"] not in json.dumps(body)
 
 
 def test_etags_guard_saves_and_deletes(m: Mesh) -> None:

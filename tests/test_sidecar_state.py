@@ -284,6 +284,38 @@ def pod_obj(
     }
 
 
+def test_which_requests_need_no_api_token() -> None:
+    """As daprd: only GET of the two health paths, exactly (GHSA-59m6-82qm-vqgj was a
+    substring match that let ``?x=/healthz`` through)."""
+    for method, path, exempt in [
+        ("GET", "/v1.0/healthz", True),
+        ("GET", "/v1.0/healthz/", True),
+        ("GET", "/v1.0/healthz/outbound", True),
+        ("HEAD", "/v1.0/healthz", False),
+        ("POST", "/v1.0/healthz", False),
+        ("GET", "/v1.0/healthz/../metadata", False),
+        ("GET", "/v1.0/metadata?x=/v1.0/healthz", False),
+        ("GET", "/x/v1.0/healthz", False),
+        ("GET", "/v1.0/healthzz", False),
+    ]:
+        assert dapr.token_exempt(method, path) is exempt, (method, path)
+
+
+def test_a_pods_own_token_env_wins() -> None:
+    pod = pod_obj()
+    assert dapr.declared_env(pod, "DAPR_API_TOKEN") is None
+    pod["spec"]["containers"] = [
+        {"name": "a", "env": [{"name": "DAPR_API_TOKEN", "valueFrom": {"secretKeyRef": {}}}]},
+        {
+            "name": "b",
+            "env": [{"name": "X", "value": "1"}, {"name": "DAPR_API_TOKEN", "value": "t"}],
+        },
+        {"name": "c", "env": "not a list"},
+    ]
+    assert dapr.declared_env(pod, "DAPR_API_TOKEN") == "t"
+    assert dapr.declared_env(pod, "APP_API_TOKEN") is None
+
+
 def test_opt_in_annotations() -> None:
     assert sidecar_spec(pod_obj()) is None
     assert sidecar_spec(pod_obj(ann={"dapr.io/enabled": "false"})) is None

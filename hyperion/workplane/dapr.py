@@ -17,6 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 ENABLED = "dapr.io/enabled"
+# Dapr's API token (docs.dapr.io, "Enable API token authentication in Dapr"): when the
+# sidecar has one, every request must carry it in this header; the app-side token
+# (APP_API_TOKEN) travels in the same header from the sidecar to the app.
+TOKEN_HEADER = "dapr-api-token"
+API_TOKEN_ENV = "DAPR_API_TOKEN"
+APP_TOKEN_ENV = "APP_API_TOKEN"
+# What Dapr answers without the right token: 401 and this plain-text body (Go's
+# http.Error in daprd's APITokenAuthMiddleware), not an ``{"errorCode"}`` body.
+UNAUTHORIZED_TEXT = "invalid api token\n"
 APP_ID = "dapr.io/app-id"
 APP_PORT = "dapr.io/app-port"
 # Dapr names an app-id like a DNS label (its Kubernetes service is ``<app-id>-dapr``);
@@ -87,6 +96,27 @@ def sidecar_spec(pod: Mapping[str, Any]) -> SidecarSpec | None:
         if not 1 <= port <= 65535:
             raise SidecarConfigError(f"annotation {APP_PORT}: {port_text!r} is not a port 1-65535")
     return SidecarSpec(ns, name, str(meta.get("uid") or f"{ns}/{name}"), app_id, port)
+
+
+def token_exempt(method: str, raw_path: str) -> bool:
+    """Whether a request needs no API token: as daprd, only ``GET /v1.0/healthz`` and
+    ``GET /v1.0/healthz/outbound`` (the exact path, slashes trimmed; the query plays no
+    part, unlike Dapr before 1.10.9/1.11.2, GHSA-59m6-82qm-vqgj)."""
+    return method == "GET" and raw_path.strip("/") in ("v1.0/healthz", "v1.0/healthz/outbound")
+
+
+def declared_env(pod: Mapping[str, Any], name: str) -> str | None:
+    """The literal value a container of ``pod`` sets for ``name`` in its ``env`` (the
+    first container that sets one), or None. The pod's own ``env`` wins over what the
+    node adds, so a pod that sets its own ``DAPR_API_TOKEN`` gets a sidecar that
+    expects exactly that token."""
+    spec = _dict(pod.get("spec"))
+    for c in spec.get("containers") or []:
+        for e in _dict(c).get("env") or []:
+            e = _dict(e)
+            if e.get("name") == name and isinstance(e.get("value"), str) and e["value"]:
+                return str(e["value"])
+    return None
 
 
 def invoke_target(target: str, caller_namespace: str) -> tuple[str, str] | None:

@@ -3,8 +3,9 @@
 Owns one plaintext HTTP listener on 127.0.0.1 per pod that opts in (``dapr.io/enabled:
 "true"``), opened before the pod's containers start and closed after they stop, and
 the environment that points the pod at it (``DAPR_HTTP_PORT``, ``DAPR_HTTP_ENDPOINT``,
-``APP_ID``). The listener's port names the caller: its app-id and namespace come from
-the pod, never from the request. Loopback plaintext is the one exception to mutual
+``APP_ID``, ``DAPR_API_TOKEN``, ``APP_API_TOKEN``). The listener's port names the
+caller (with its token, below): its app-id and namespace come from the pod, never from
+the request. Loopback plaintext is the one exception to mutual
 TLS (DESIGN §9): a node's pods share its network, and the listener is not reachable
 from elsewhere.
 
@@ -20,6 +21,16 @@ Served (Dapr's HTTP API, v1.0):
 * ``/v1.0/metadata`` (and ``PUT /v1.0/metadata/<key>``), ``/v1.0/healthz``,
   ``/v1.0/healthz/outbound``.
 
+Each pod's sidecar has its own Dapr API token, 256 random bits made when it opens (or
+the literal ``DAPR_API_TOKEN`` the pod's spec sets itself), given to the pod in
+``DAPR_API_TOKEN``: a request without it in ``dapr-api-token`` gets daprd's 401 ``invalid
+api token`` (``GET /v1.0/healthz[/outbound]`` exempt, as in daprd), compared in constant
+time. The port alone no longer names the caller: another local process, or another pod
+of this node, cannot act as the app-id without the token. Likewise Dapr's
+``APP_API_TOKEN``: the sidecar sends the called pod's app token in ``dapr-api-token`` to
+the app, so an app can tell its sidecar from other local callers; a caller's own token
+never travels on.
+
 Every error is answered as Dapr does (``dapr.DaprError``); a handler bug answers 500
 ``ERR_INTERNAL`` and never stops the listener.
 
@@ -33,9 +44,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import random
+import secrets
 import socket
 import ssl
 from collections.abc import Callable
@@ -54,6 +67,7 @@ from hyperion.workplane.state import DEFAULT_STORE, EventualStore, Replica, pars
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+TOKEN_BYTES = 32  # each pod's tokens: 256 random bits, URL-safe base64
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Dapr's default --dapr-http-max-request-size (4 MB)
 APP_CALL_TIMEOUT_S = 60.0  # a whole call to an app, forwarding included
 CONNECT_TIMEOUT_S = 5.0
@@ -71,6 +85,8 @@ class _Pod:
     spec: SidecarSpec
     port: int
     runner_site: web.SockSite
+    api_token: str  # what the app must send in ``dapr-api-token`` (DAPR_API_TOKEN)
+    app_token: str  # what the sidecar sends the app in ``dapr-api-token`` (APP_API_TOKEN)
     extended: dict[str, str] = field(default_factory=dict)
 
 
@@ -146,7 +162,9 @@ class SidecarHost:
             sock.close()
             raise
         port = int(sock.getsockname()[1])
-        p = _Pod(spec, port, site)
+        api_token = dapr.declared_env(pod, dapr.API_TOKEN_ENV) or secrets.token_urlsafe(TOKEN_BYTES)
+        app_token = dapr.declared_env(pod, dapr.APP_TOKEN_ENV) or secrets.token_urlsafe(TOKEN_BYTES)
+        p = _Pod(spec, port, site, api_token, app_token)
         self._pods[spec.uid] = p
         self._by_port[port] = p
         log.info("sidecar of %s/%s (app-id %s) on %s:%d", spec.namespace, spec.pod,
@@ -170,6 +188,8 @@ class SidecarHost:
             "DAPR_HTTP_PORT": str(p.port),
             "DAPR_HTTP_ENDPOINT": f"http://{HOST}:{p.port}",
             "APP_ID": p.spec.app_id,
+            dapr.API_TOKEN_ENV: p.api_token,
+            dapr.APP_TOKEN_ENV: p.app_token,
         }
 
     def port(self, uid: str) -> int | None:
@@ -187,6 +207,13 @@ class SidecarHost:
         if p is None:  # the pod ended while this keep-alive connection stayed open
             return _error(DaprError(404, "ERR_NOT_FOUND", "this sidecar is closed"))
         self._inc("requests")
+        if not dapr.token_exempt(request.method, request.rel_url.raw_path):
+            given = request.headers.get(dapr.TOKEN_HEADER, "")
+            if not hmac.compare_digest(given.encode(), p.api_token.encode()):
+                self._inc("errors_401")
+                return web.Response(
+                    status=401, text=dapr.UNAUTHORIZED_TEXT, content_type="text/plain"
+                )
         try:
             return await self._route(request, p)
         except DaprError as e:
@@ -327,7 +354,13 @@ class SidecarHost:
             )
         body = await request.read()
         headers = invoke.passed_headers(request.headers.items())
-        ours = ("dapr-app-id", invoke.CALLER_APP_ID, invoke.CALLER_NAMESPACE, invoke.CALLEE_APP_ID)
+        ours = (
+            "dapr-app-id",
+            dapr.TOKEN_HEADER,  # the caller's token stays here (as daprd drops it)
+            invoke.CALLER_APP_ID,
+            invoke.CALLER_NAMESPACE,
+            invoke.CALLEE_APP_ID,
+        )
         headers = [(k, v) for k, v in headers if k.lower() not in ours]  # never the app's
         headers += [
             (invoke.CALLER_APP_ID, p.spec.app_id),
@@ -365,6 +398,10 @@ class SidecarHost:
         if t.app_port == 0:
             raise _Unreachable(f"pod {t.namespace}/{t.pod} declares no dapr.io/app-port")
         port = self._host_port(t.uid, t.app_port) or t.app_port
+        headers = [(k, v) for k, v in headers if k.lower() != dapr.TOKEN_HEADER]
+        callee = self._pods.get(t.uid)
+        if callee is not None:
+            headers.append((dapr.TOKEN_HEADER, callee.app_token))
         url = f"http://{HOST}:{port}/{method}" + (f"?{query}" if query else "")
         try:
             async with self._session.request(
