@@ -27,6 +27,7 @@ CORES = [
     "workplane/raft.py",
     "workplane/raft_host.py",
     "workplane/dapr.py",
+    "workplane/pubsub.py",
     "workplane/state.py",
     "workplane/invoke.py",
     "workplane/kv.py",

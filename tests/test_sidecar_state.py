@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from hyperion.api import resources
 from hyperion.control.catalog import Catalog, Change, Entry, Key, key_error
-from hyperion.workplane import dapr, invoke, state
+from hyperion.workplane import dapr, invoke, pubsub, state
 from hyperion.workplane.dapr import DaprError, SidecarConfigError, sidecar_spec
 
 
@@ -359,3 +360,78 @@ def test_forward_paths_round_trip() -> None:
     assert invoke.passed_headers([("Host", "x"), ("Connection", "close"), ("X-A", "1")]) == [
         ("X-A", "1")
     ]
+
+
+# ------------------------------------------------------------------------ pub/sub
+
+
+def test_subscriptions_as_apps_declare_them() -> None:
+    body = json.dumps(
+        [
+            {"pubsubname": "pubsub", "topic": "a", "route": "on-a"},
+            {
+                "pubsubname": "pubsub",
+                "topic": "b",
+                "routes": {"rules": [{"match": "x", "path": "/r"}], "default": "/d"},
+            },  # fmt: skip
+            {"pubsubname": "pubsub", "topic": "c", "routes": {"rules": [{"path": "/first"}]}},
+            {"pubsubname": "pubsub", "topic": "no route"},
+            {"pubsubname": "pubsub", "topic": "d/e", "route": "/x"},
+            "junk",
+        ]
+    ).encode()
+    assert pubsub.parse_subscriptions(body) == [
+        pubsub.Subscription("pubsub", "a", "/on-a"),
+        pubsub.Subscription("pubsub", "b", "/d"),
+        pubsub.Subscription("pubsub", "c", "/first"),
+    ]
+    assert pubsub.parse_subscriptions(b"") == []
+    for bad in (b"{}", b"[", b"\xff"):
+        with pytest.raises(ValueError):
+            pubsub.parse_subscriptions(bad)
+
+
+def test_what_an_apps_answer_means() -> None:
+    cases = [
+        (200, b"", pubsub.SUCCESS),
+        (204, b"not json", pubsub.SUCCESS),
+        (200, b'{"status": "SUCCESS"}', pubsub.SUCCESS),
+        (200, b'{"status": "retry"}', pubsub.RETRY),
+        (200, b'{"status": "DROP"}', pubsub.DROP),
+        (200, b'{"status": "MAYBE"}', pubsub.RETRY),
+        (404, b"", pubsub.DROP),
+        (500, b'{"status": "SUCCESS"}', pubsub.RETRY),
+    ]
+    for status, body, want in cases:
+        assert pubsub.outcome(status, body) == want, (status, body)
+    assert [pubsub.backoff_s(a) for a in (1, 2, 3)] == [0.1, 0.2, 0.4]
+    assert pubsub.backoff_s(30) == pubsub.BACKOFF_S_MAX
+
+
+def test_one_replica_per_message_and_few_moves() -> None:
+    reps = [invoke.Target("default", f"p{i}", f"u{i}", f"n{i % 2}", 80) for i in range(4)]
+    ids = [f"m{i}" for i in range(400)]
+    first = {m: pubsub.chosen_replica(m, reps) for m in ids}
+    assert first == {m: pubsub.chosen_replica(m, list(reversed(reps))) for m in ids}
+    assert len(Counter(first.values())) == 4  # spread over all of them
+    gone = reps[0]
+    after = {m: pubsub.chosen_replica(m, reps[1:]) for m in ids}
+    assert all(after[m] == first[m] for m in ids if first[m] != gone)  # only its own move
+    assert pubsub.chosen_replica("m", []) is None
+
+
+def test_cloud_events_as_dapr_builds_them() -> None:
+    kw = dict(event_id="i", source="app", pubsub="pubsub", topic="t", time_rfc3339="T")
+    ce = pubsub.cloud_event(data=b'{"a": 1}', content_type="application/json", **kw)
+    assert (ce["data"], ce["id"], ce["source"], ce["specversion"]) == ({"a": 1}, "i", "app", "1.0")
+    ce = pubsub.cloud_event(data=b"hi", content_type="text/plain", **kw)
+    assert (ce["data"], ce["datacontenttype"]) == ("hi", "text/plain")
+    ce = pubsub.cloud_event(data=b"\x00\x01", content_type="application/octet-stream", **kw)
+    assert ce["data_base64"] == "AAE="
+    own = json.dumps({"id": "mine", "type": "x.y", "data": 5}).encode()
+    ce = pubsub.cloud_event(data=own, content_type="application/cloudevents+json", **kw)
+    assert (ce["id"], ce["type"], ce["data"], ce["topic"]) == ("mine", "x.y", 5, "t")
+    for data, ctype in ((b"{", "application/json"), (b"[1]", "application/cloudevents+json")):
+        with pytest.raises(DaprError) as e:
+            pubsub.cloud_event(data=data, content_type=ctype, **kw)
+        assert e.value.code == "ERR_PUBSUB_CLOUD_EVENTS_SER"

@@ -108,7 +108,14 @@ ITEM_OVERHEAD_BYTES = 64  # key, timestamp and framing of one entry, for the byt
 STAMP_OVERHEAD_BYTES = 40  # timestamp and framing of one stamp (plus its key's length)
 
 EVENT_TTL_S = 3600.0  # kube-apiserver's --event-ttl default
-DEFAULT_EXPIRE_S: Mapping[str, float] = MappingProxyType({"/events": EVENT_TTL_S})
+PUBSUB_TTL_S = 600.0  # the sidecar's pub/sub messages and acks (workplane/pubsub.py)
+DEFAULT_EXPIRE_S: Mapping[str, float] = MappingProxyType(
+    {
+        "/events": EVENT_TTL_S,
+        "pubsub.workplane.hyperion.io/messages": PUBSUB_TTL_S,
+        "pubsub.workplane.hyperion.io/acks": PUBSUB_TTL_S,
+    }
+)
 
 ADDED = "ADDED"
 MODIFIED = "MODIFIED"

@@ -43,6 +43,7 @@ app-port, and the app-port itself when no container declares it.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import hmac
 import json
@@ -51,17 +52,21 @@ import random
 import secrets
 import socket
 import ssl
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from hyperion.workplane import dapr, invoke
+from hyperion.control.catalog import Change
+from hyperion.workplane import dapr, invoke, pubsub
 from hyperion.workplane.dapr import DaprError, SidecarSpec, sidecar_spec
+from hyperion.workplane.pubsub import Subscription
 from hyperion.workplane.state import DEFAULT_STORE, EventualStore, Replica, parse_bulk, parse_save
 
 log = logging.getLogger(__name__)
@@ -76,6 +81,23 @@ API_VERSION = "v1.0"
 PodsIn = Callable[[str], list[dict[str, Any]]]  # namespace -> Pod objects (every node's)
 HostPort = Callable[[str, int], int | None]  # (pod uid, container port) -> host port
 PeerApi = Callable[[str], tuple[str, ssl.SSLContext] | None]
+SUBSCRIBE_POLL_S_MAX = 2.0  # how often, at most, a silent app is asked for /dapr/subscribe
+
+
+class CatalogView(Replica, Protocol):
+    """What pub/sub needs of this node's catalog beyond state's ``Replica``
+    (``hyperion.api.store.ObjectStore`` is one)."""
+
+    @property
+    def rv(self) -> int: ...
+
+    def list(
+        self, resource: str, namespace: str | None = None
+    ) -> builtins.list[dict[str, Any]]: ...
+
+    def changes_since(self, rv: int) -> builtins.list[Change]: ...
+
+    async def wait_newer(self, rv: int, timeout: float) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -88,6 +110,8 @@ class _Pod:
     api_token: str  # what the app must send in ``dapr-api-token`` (DAPR_API_TOKEN)
     app_token: str  # what the sidecar sends the app in ``dapr-api-token`` (APP_API_TOKEN)
     extended: dict[str, str] = field(default_factory=dict)
+    subscriptions: list[Subscription] | None = None  # None: the app has not said yet
+    subscribe_task: asyncio.Task[None] | None = None
 
 
 class _Unreachable(Exception):
@@ -105,7 +129,7 @@ class SidecarHost:
         self,
         *,
         node_name: str,
-        replica: Replica,
+        replica: CatalogView,
         pods_in: PodsIn,
         host_port: HostPort,
         peer_api: PeerApi,
@@ -114,6 +138,9 @@ class SidecarHost:
     ) -> None:
         self.node_name = node_name
         self.stores = {DEFAULT_STORE: EventualStore(DEFAULT_STORE, replica)}
+        self._replica = replica
+        self._inflight: set[tuple[str, str, str]] = set()  # (namespace, message, app-id)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._pods_in = pods_in
         self._host_port = host_port
         self._peer_api = peer_api
@@ -136,10 +163,22 @@ class SidecarHost:
             timeout=aiohttp.ClientTimeout(total=APP_CALL_TIMEOUT_S, sock_connect=CONNECT_TIMEOUT_S),
             auto_decompress=False,
         )
+        self._spawn(self._pubsub_loop())
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def stop(self) -> None:
         for uid in list(self._pods):
             await self.close(uid)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
@@ -167,6 +206,8 @@ class SidecarHost:
         p = _Pod(spec, port, site, api_token, app_token)
         self._pods[spec.uid] = p
         self._by_port[port] = p
+        if spec.app_port:
+            p.subscribe_task = self._spawn(self._load_subscriptions(p))
         log.info("sidecar of %s/%s (app-id %s) on %s:%d", spec.namespace, spec.pod,
                  spec.app_id, HOST, port)  # fmt: skip
 
@@ -176,6 +217,8 @@ class SidecarHost:
         if p is None:
             return
         self._by_port.pop(p.port, None)
+        if p.subscribe_task is not None:
+            p.subscribe_task.cancel()
         with contextlib.suppress(Exception):
             await p.runner_site.stop()
 
@@ -238,6 +281,8 @@ class SidecarHost:
                 return await self._invoke(request, p, unquote(segs[2]), method)
             if what == "metadata":
                 return await self._metadata(request, p, segs[2:])
+            if what == "publish" and len(segs) >= 3:
+                return await self._publish(request, p, [unquote(x) for x in segs[2:]])
             if what == "healthz" and segs[2:] in ([], ["outbound"]):
                 if m not in ("GET", "HEAD"):
                     raise dapr.method_not_allowed(m, raw)
@@ -309,6 +354,25 @@ class SidecarHost:
                 }  # fmt: skip
                 for s in self.stores.values()
             ]
+            components.append(
+                {
+                    "name": pubsub.DEFAULT_PUBSUB,
+                    "type": pubsub.COMPONENT_TYPE,
+                    "version": "v1",
+                    "capabilities": [],
+                }  # fmt: skip
+            )
+            subscriptions = [
+                {
+                    "pubsubname": sub.pubsub,
+                    "topic": sub.topic,
+                    "metadata": {},
+                    "rules": [{"match": "", "path": sub.route}],
+                    "deadLetterTopic": "",
+                    "type": "PROGRAMMATIC",
+                }
+                for sub in p.subscriptions or []
+            ]
             return web.json_response(
                 {
                     "id": p.spec.app_id,
@@ -317,7 +381,7 @@ class SidecarHost:
                     "actors": [],
                     "components": components,
                     "httpEndpoints": [],
-                    "subscriptions": [],
+                    "subscriptions": subscriptions,
                     "extended": {
                         **p.extended,
                         "namespace": p.spec.namespace,
@@ -473,3 +537,177 @@ class SidecarHost:
             )
         except _Unreachable as e:
             return failed(502, str(e))
+
+    # ---------------------------------------------------------------- pub/sub
+
+    async def _publish(self, request: web.Request, p: _Pod, rest: list[str]) -> web.Response:
+        if request.method != "POST":
+            raise dapr.method_not_allowed(request.method, request.path)
+        name = rest[0]
+        if name != pubsub.DEFAULT_PUBSUB:
+            raise DaprError(400, "ERR_PUBSUB_NOT_FOUND", f"pubsub {name} not found")
+        topic = "/".join(rest[1:])
+        if not topic:
+            raise DaprError(404, "ERR_TOPIC_NAME_EMPTY", f"topic is empty in pubsub {name}")
+        err = pubsub.topic_error(topic)
+        if err is not None:
+            raise dapr.malformed(err)
+        body = await request.read()
+        msg_id = str(uuid.uuid4())
+        if pubsub.metadata_flag(request.query, "rawPayload"):
+            event = pubsub.raw_event(event_id=msg_id, pubsub=name, topic=topic, data=body)
+        else:
+            event = pubsub.cloud_event(
+                event_id=msg_id,
+                source=p.spec.app_id,
+                pubsub=name,
+                topic=topic,
+                data=body,
+                content_type=request.headers.get("Content-Type", ""),
+                time_rfc3339=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            )
+        obj = {"name": msg_id, **pubsub.message_object(name, topic, event)}
+        try:
+            self._replica.write(pubsub.message_key(p.spec.namespace, msg_id), obj)
+        except ValueError as e:
+            raise DaprError(
+                500, "ERR_PUBSUB_PUBLISH_MESSAGE", f"error when publish to topic {topic}: {e}"
+            ) from None
+        self._inc("published")
+        return web.Response(status=204)
+
+    async def _app_request(
+        self, p: _Pod, verb: str, path: str, body: bytes, content_type: str | None, timeout: float
+    ) -> tuple[int, bytes]:
+        """One call of the sidecar itself to pod ``p``'s app (here); raises _Unreachable."""
+        assert self._session is not None
+        port = self._host_port(p.spec.uid, p.spec.app_port) or p.spec.app_port
+        headers = {dapr.TOKEN_HEADER: p.app_token}
+        if content_type:
+            headers["Content-Type"] = content_type
+        try:
+            async with self._session.request(
+                verb,
+                f"http://{HOST}:{port}{path}",
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=CONNECT_TIMEOUT_S),
+            ) as r:
+                return r.status, await r.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise _Unreachable(f"{HOST}:{port}: {e or type(e).__name__}") from None
+
+    async def _load_subscriptions(self, p: _Pod) -> None:
+        """Ask the app for ``GET /dapr/subscribe`` until it answers (it starts after the
+        sidecar opens), then deliver what is waiting for it."""
+        wait_s = 0.05
+        while self._pods.get(p.spec.uid) is p:
+            try:
+                status, body = await self._app_request(p, "GET", "/dapr/subscribe", b"", None, 5.0)
+            except _Unreachable:
+                await asyncio.sleep(wait_s)
+                wait_s = min(SUBSCRIBE_POLL_S_MAX, wait_s * 2)
+                continue
+            subs: list[Subscription] = []
+            if status == 200:
+                try:
+                    subs = pubsub.parse_subscriptions(body)
+                except ValueError as e:
+                    log.warning("pod %s/%s: %s", p.spec.namespace, p.spec.pod, e)
+            p.subscriptions = [s for s in subs if s.pubsub == pubsub.DEFAULT_PUBSUB]
+            if p.subscriptions:
+                log.info("pod %s/%s subscribes to %s", p.spec.namespace, p.spec.pod,
+                         [s.topic for s in p.subscriptions])  # fmt: skip
+            self._reconcile()
+            return
+
+    async def _pubsub_loop(self) -> None:
+        """Reconcile when messages change and every ``RESCAN_S`` (replicas come and go)."""
+        loop = asyncio.get_running_loop()
+        rv = self._replica.rv
+        last = loop.time()
+        while True:
+            await self._replica.wait_newer(rv, pubsub.RESCAN_S)
+            try:
+                changes = self._replica.changes_since(rv)
+            except Exception:  # history trimmed: rescan everything
+                changes = []
+                last = 0.0
+            rv = self._replica.rv
+            touched = any(c.key[0] == pubsub.MESSAGES for c in changes)
+            if touched or loop.time() - last >= pubsub.RESCAN_S:
+                last = loop.time()
+                try:
+                    self._reconcile()
+                except Exception:
+                    log.exception("pub/sub reconcile failed")
+
+    def _acked(self, ns: str, msg_id: str, app_id: str) -> bool:
+        e = self._replica.entry(pubsub.ack_key(ns, msg_id, app_id))
+        return e is not None and e.obj is not None
+
+    def _chosen_here(self, ns: str, msg_id: str, app_id: str) -> _Pod | None:
+        """This node's pod chosen for ``msg_id`` of ``app_id`` (None: elsewhere or none)."""
+        chosen = pubsub.chosen_replica(msg_id, invoke.targets(self._pods_in(ns), app_id, ns))
+        if chosen is None or chosen.node != self.node_name:
+            return None
+        return self._pods.get(chosen.uid)
+
+    def _reconcile(self) -> None:
+        """Start a delivery for each live, unacked message that this node's pods'
+        subscriptions want and whose chosen replica runs here."""
+        wanted: dict[str, dict[tuple[str, str], set[str]]] = {}  # ns -> (ps, topic) -> ids
+        for p in self._pods.values():
+            for sub in p.subscriptions or []:
+                by_topic = wanted.setdefault(p.spec.namespace, {})
+                by_topic.setdefault((sub.pubsub, sub.topic), set()).add(p.spec.app_id)
+        for ns, by_topic in wanted.items():
+            for obj in self._replica.list(pubsub.MESSAGES, ns):
+                msg_id = str(obj.get("name") or "")
+                apps = by_topic.get((str(obj.get("pubsub")), str(obj.get("topic"))), set())
+                for app_id in sorted(apps):
+                    k = (ns, msg_id, app_id)
+                    if k in self._inflight or self._acked(*k):
+                        continue
+                    chosen = self._chosen_here(*k)
+                    if chosen is not None and chosen.subscriptions:
+                        self._inflight.add(k)
+                        self._spawn(self._deliver(k))
+
+    async def _deliver(self, k: tuple[str, str, str]) -> None:
+        ns, msg_id, app_id = k
+        try:
+            for attempt in range(1, pubsub.MAX_ATTEMPTS + 1):
+                entry = self._replica.entry(pubsub.message_key(ns, msg_id))
+                if entry is None or entry.obj is None or self._acked(*k):
+                    return  # expired, or delivered by another node
+                p = self._chosen_here(*k)
+                sub = next(
+                    (s for s in (p.subscriptions or []) if s.topic == entry.obj.get("topic")),
+                    None,
+                ) if p is not None else None  # fmt: skip
+                if p is None or sub is None:
+                    return  # another replica's now: its node's rescan takes it
+                body = json.dumps(entry.obj.get("event")).encode()
+                try:
+                    status, answer = await self._app_request(
+                        p, "POST", sub.route, body, pubsub.CLOUDEVENTS_JSON, APP_CALL_TIMEOUT_S
+                    )
+                    result = pubsub.outcome(status, answer)
+                except _Unreachable:
+                    result = pubsub.RETRY
+                self._inc(f"delivered_{result.lower()}")
+                if result != pubsub.RETRY:
+                    self._ack(k, result)
+                    return
+                await asyncio.sleep(pubsub.backoff_s(attempt))
+            log.warning("pub/sub: message %s to %s/%s dropped after %d attempts", msg_id, ns,
+                        app_id, pubsub.MAX_ATTEMPTS)  # fmt: skip
+            self._ack(k, "EXHAUSTED")
+        finally:
+            self._inflight.discard(k)
+
+    def _ack(self, k: tuple[str, str, str], result: str) -> None:
+        ns, msg_id, app_id = k
+        obj = {"message": msg_id, "app": app_id, "node": self.node_name, "outcome": result}
+        self._replica.write(pubsub.ack_key(ns, msg_id, app_id), obj)
