@@ -18,6 +18,10 @@ Served (Dapr's HTTP API, v1.0):
   (``invoke.py`` picks it) at ``127.0.0.1:<its app-port>`` when it runs here, else to
   the node that runs it, over that node's mutual-TLS API (``serve_forwarded``, node
   identities only), which calls the app there;
+* pub/sub, ``POST /v1.0/publish/pubsub/<topic>``, and delivery to the subscriptions an
+  app declares in ``GET /dapr/subscribe`` (``pubsub.py`` owns the rules: which node
+  delivers, what the app's answer means; this module runs the watch of the catalog,
+  the per-pod subscription reads and the delivery tasks with their retries);
 * ``/v1.0/metadata`` (and ``PUT /v1.0/metadata/<key>``), ``/v1.0/healthz``,
   ``/v1.0/healthz/outbound``.
 
