@@ -765,7 +765,22 @@ class Node:
             host_port=self._host_port,
             peer_api=self.peer_api,
             version=software_version(self.opts.wire_version),
+            strong_for=self._strong_for,
         )
+
+    def _strong_for(self, namespace: str, pod_name: str) -> StrongState | None:
+        """The strong state of the HyperionWorkload that controls pod ``pod_name``, if
+        that workload asks for ``consistency: strong`` (the sidecar's ``statestore``)."""
+        if self.api is None or self.strong is None:
+            return None
+        store = self.api.store
+        pod = store.get((PODS.key_resource, namespace, pod_name)) or {}
+        for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+            if ref.get("controller") and ref.get("kind") == "HyperionWorkload":
+                w = store.get((HWL, namespace, str(ref.get("name"))))
+                if w is not None and is_strong(w):
+                    return self.strong.state(namespace, str(ref["name"]))
+        return None
 
     def _host_port(self, uid: str, container_port: int) -> int | None:
         return None if self.pods is None else self.pods.host_port(uid, container_port)

@@ -435,3 +435,21 @@ def test_cloud_events_as_dapr_builds_them() -> None:
         with pytest.raises(DaprError) as e:
             pubsub.cloud_event(data=data, content_type=ctype, **kw)
         assert e.value.code == "ERR_PUBSUB_CLOUD_EVENTS_SER"
+
+
+def test_strong_store_rules_keys_etags_and_expected_versions() -> None:
+    assert state.strong_key("ledger", "a/b") == "ledger||a/b"
+    with pytest.raises(DaprError) as bad:
+        state.strong_key("ledger", "x||y")
+    assert bad.value.status == 400
+    assert state.expected_version("ERR_STATE_SAVE", "17", state.LAST_WRITE) == 17
+    assert state.expected_version("ERR_STATE_SAVE", None, state.FIRST_WRITE) == 0
+    assert state.expected_version("ERR_STATE_SAVE", None, state.LAST_WRITE) is None
+    for etag in ("0", "-1", "1.2.n", "", "١٢"):  # the last: Arabic-Indic digits
+        with pytest.raises(DaprError) as e:
+            state.expected_version("ERR_STATE_DELETE", etag, state.LAST_WRITE)
+        assert (e.value.status, e.value.code) == (400, "ERR_STATE_DELETE")
+    assert state.encode_value("k", {"a": [1, "é"]}) == '{"a":[1,"é"]}'.encode()
+    with pytest.raises(DaprError) as e:
+        state.encode_value("k", {1j: 2})
+    assert e.value.code == "ERR_STATE_SAVE"

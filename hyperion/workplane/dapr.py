@@ -184,6 +184,12 @@ def save_failed(store: str, detail: str) -> DaprError:
     return DaprError(500, "ERR_STATE_SAVE", f"failed saving state in state store {store}: {detail}")
 
 
+def store_failed(code: str, store: str, detail: str) -> DaprError:
+    """The store could not answer (``ERR_STATE_GET``/``SAVE``/``DELETE``, 500)."""
+    verb = {"ERR_STATE_GET": "getting", "ERR_STATE_DELETE": "deleting"}.get(code, "saving")
+    return DaprError(500, code, f"failed {verb} state in state store {store}: {detail}")
+
+
 def direct_invoke(app_id: str, detail: str) -> DaprError:
     return DaprError(500, "ERR_DIRECT_INVOKE", f"failed to invoke, id: {app_id}, err: {detail}")
 

@@ -973,9 +973,7 @@ class RaftNode:
         # A member that knows no configuration (created empty, waiting for its leader)
         # votes for nobody: it holds no log to compare, and may have voted in this term
         # before its state was dissolved.
-        can_vote = bool(self.voters) and (
-            self.vote == m.src or (not self.vote and not self.leader)
-        )
+        can_vote = bool(self.voters) and (self.vote == m.src or (not self.vote and not self.leader))
         grant = can_vote and up_to_date
         if grant:
             self.vote = m.src

@@ -12,7 +12,10 @@ from elsewhere.
 Served (Dapr's HTTP API, v1.0):
 
 * state, ``/v1.0/state/<store>[/<key>|/bulk|/transaction]`` over ``state.py``'s
-  eventual store named ``statestore`` (``state.DEFAULT_STORE``);
+  eventual store named ``statestore`` (``state.DEFAULT_STORE``); for a pod of a
+  HyperionWorkload with ``consistency: strong``, ``statestore`` is its Raft group's
+  key-value store instead (``strong_for``; linearizable reads, leader-only writes, an
+  ETag is the log index of the item's last write);
 * service invocation, ``/v1.0/invoke/<app-id>[.<namespace>]/method/<method…>`` and any
   path with a ``dapr-app-id`` header: the call goes to a replica of the app-id
   (``invoke.py`` picks it) at ``127.0.0.1:<its app-port>`` when it runs here, else to
@@ -70,8 +73,21 @@ from yarl import URL
 from hyperion.control.catalog import Change
 from hyperion.workplane import dapr, invoke, pubsub
 from hyperion.workplane.dapr import DaprError, SidecarSpec, sidecar_spec
+from hyperion.workplane.kv import KvError
 from hyperion.workplane.pubsub import Subscription
-from hyperion.workplane.state import DEFAULT_STORE, EventualStore, Replica, parse_bulk, parse_save
+from hyperion.workplane.raft_driver import StrongState, StrongStateError, VersionConflict
+from hyperion.workplane.state import (
+    CONCURRENCY,
+    DEFAULT_STORE,
+    LAST_WRITE,
+    EventualStore,
+    Replica,
+    encode_value,
+    expected_version,
+    parse_bulk,
+    parse_save,
+    strong_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +118,10 @@ class CatalogView(Replica, Protocol):
     def changes_since(self, rv: int) -> builtins.list[Change]: ...
 
     async def wait_newer(self, rv: int, timeout: float) -> bool: ...
+
+
+# (namespace, pod name) -> the strong state of the pod's workload (None: eventual)
+StrongFor = Callable[[str, str], StrongState | None]
 
 
 @dataclass(slots=True)
@@ -138,9 +158,11 @@ class SidecarHost:
         host_port: HostPort,
         peer_api: PeerApi,
         version: str,
+        strong_for: StrongFor | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.node_name = node_name
+        self._strong_for = strong_for
         self.stores = {DEFAULT_STORE: EventualStore(DEFAULT_STORE, replica)}
         self._replica = replica
         self._inflight: set[tuple[str, str, str]] = set()  # (namespace, message, app-id)
@@ -310,6 +332,10 @@ class SidecarHost:
     async def _state(self, request: web.Request, p: _Pod, rest: list[str]) -> web.Response:
         m = request.method
         store = self._store(rest[0])
+        if rest[0] == DEFAULT_STORE and self._strong_for is not None:
+            strong = self._strong_for(p.spec.namespace, p.spec.pod)
+            if strong is not None:
+                return await self._strong_state(request, p, strong, rest)
         ns, app = p.spec.namespace, p.spec.app_id
         if len(rest) == 1:
             if m != "POST":
@@ -343,6 +369,62 @@ class SidecarHost:
             store.delete(ns, app, key, etag, concurrency)
             return web.Response(status=204)
         raise dapr.method_not_allowed(m, request.path)
+
+    async def _strong_state(
+        self, request: web.Request, p: _Pod, strong: StrongState, rest: list[str]
+    ) -> web.Response:
+        """``statestore`` of a strong workload: its Raft group's key-value store. A save
+        of several items writes them one after another (each is linearizable; the
+        request is not atomic, as with Dapr's non-transactional stores)."""
+        m, app = request.method, p.spec.app_id
+        code = {"GET": "ERR_STATE_GET", "DELETE": "ERR_STATE_DELETE"}.get(m, "ERR_STATE_SAVE")
+        try:
+            if len(rest) == 1:
+                if m != "POST":
+                    raise dapr.method_not_allowed(m, request.path)
+                for it in parse_save(await request.read()):
+                    version = expected_version(code, it.etag, it.concurrency)
+                    value = encode_value(it.key, it.value)
+                    await strong.put(strong_key(app, it.key), value, version)
+                return web.Response(status=204)
+            if len(rest) == 2 and m == "POST" and rest[1] == "bulk":
+                code = "ERR_STATE_GET"
+                out: list[dict[str, Any]] = []
+                for k in parse_bulk(await request.read()):
+                    item = await strong.get(strong_key(app, k))
+                    if item is None:
+                        out.append({"key": k})
+                    else:
+                        data = json.loads(item.value)
+                        out.append({"key": k, "data": data, "etag": str(item.version)})
+                return web.json_response(out)
+            if len(rest) == 2 and m == "POST" and rest[1] == "transaction":
+                raise dapr.transactions_not_supported(DEFAULT_STORE)
+            key = strong_key(app, "/".join(rest[1:]))
+            if m == "GET":
+                item = await strong.get(key)
+                if item is None:
+                    return web.Response(status=204)
+                return web.Response(
+                    status=200,
+                    body=item.value,
+                    content_type="application/json",
+                    headers={"ETag": str(item.version)},
+                )
+            if m == "DELETE":
+                concurrency = request.query.get("concurrency") or LAST_WRITE
+                if concurrency not in CONCURRENCY:
+                    raise dapr.malformed(f"concurrency must be one of {CONCURRENCY}")
+                version = expected_version(code, request.headers.get("If-Match"), LAST_WRITE)
+                await strong.delete(key, version)
+                return web.Response(status=204)
+            raise dapr.method_not_allowed(m, request.path)
+        except VersionConflict as e:
+            raise dapr.etag_mismatch(code, str(e)) from None
+        except KvError as e:
+            raise dapr.malformed(str(e)) from None
+        except StrongStateError as e:
+            raise dapr.store_failed(code, DEFAULT_STORE, str(e)) from None
 
     # --------------------------------------------------------------- metadata
 

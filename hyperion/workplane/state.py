@@ -264,3 +264,39 @@ class EventualStore:
 
 def _data(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(obj.get("value"), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# ------------------------------------------------------------------- strong store
+# A workload with ``consistency: strong`` keeps its ``statestore`` in its Raft group's
+# key-value store (``hyperion.workplane.raft_driver.StrongState``): reads are
+# linearizable, writes leader-only, and an ETag is the log index that last wrote the
+# item, the same on every member. The sidecar does the I/O; these are its rules.
+
+
+def strong_key(app_id: str, key: str) -> str:
+    """The key of ``app_id``'s ``key`` in its workload's Raft store (Dapr's default
+    ``keyPrefix: appid``)."""
+    return f"{app_id}{SEPARATOR}{check_key(key)}"
+
+
+def parse_version(code: str, etag: str) -> int:
+    """The log index an ETag of the strong store names; ``DaprError`` (400) otherwise."""
+    if not etag.isascii() or not etag.isdigit() or int(etag) < 1:
+        raise dapr.etag_invalid(code, etag)
+    return int(etag)
+
+
+def expected_version(code: str, etag: str | None, concurrency: str) -> int | None:
+    """What a write expects of the item: its ETag's version, 0 (absent) for
+    ``first-write`` without an ETag, None (any) for ``last-write``."""
+    if etag is not None:
+        return parse_version(code, etag)
+    return 0 if concurrency == FIRST_WRITE else None
+
+
+def encode_value(key: str, value: Any) -> bytes:
+    """An item's value as stored: compact JSON (``save_failed`` if it is not JSON)."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError) as e:
+        raise dapr.save_failed(DEFAULT_STORE, f"key {key}: {e}") from None
