@@ -8,7 +8,6 @@ or notify), and sleep until ``next_deadline()`` or the next inbound message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -19,6 +18,7 @@ from hyperion.core import Core, Effect, Notify, Send
 from hyperion.identity.keys import NodeKey
 from hyperion.net import codec
 from hyperion.net.envelope import NONCE_BYTES, Opened, seal
+from hyperion.net.loop import pump
 from hyperion.net.transport import Counters, Transport
 
 INBOUND_MAX = 4096  # decoded messages waiting for the core; a burst of a few rounds
@@ -90,27 +90,15 @@ class CoreDriver:
 
     async def run(self) -> None:
         core = self.core
-        inbound = self._inbound
-        while True:
-            deadline = core.next_deadline()
-            msg = None
-            if inbound.empty():
-                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                with contextlib.suppress(TimeoutError):
-                    # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns the
-                    # message when it and a cancellation arrive together, swallowing the
-                    # cancellation, and this loop (so the node's shutdown) never ends
-                    async with asyncio.timeout(timeout):
-                        msg = await inbound.get()
-            else:
-                msg = inbound.get_nowait()
-            now = time.monotonic()
-            try:
-                if msg is not None:
-                    self.execute(core.handle(msg, now))
-                deadline = core.next_deadline()
-                if deadline is not None and deadline <= now:
-                    self.execute(core.tick(now))
-            except Exception:  # a core bug must not kill the node silently
-                log.exception("core raised")
-                self.counters.inc("core_errors")
+
+        def failed() -> None:  # a core bug must not kill the node silently
+            log.exception("core raised")
+            self.counters.inc("core_errors")
+
+        await pump(
+            self._inbound,
+            core.next_deadline,
+            lambda msg, now: self.execute(core.handle(msg, now)),
+            lambda now: self.execute(core.tick(now)),
+            failed,
+        )

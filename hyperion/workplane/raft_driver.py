@@ -48,6 +48,7 @@ from typing import Any
 
 from hyperion.core import Effect, Notify, Send
 from hyperion.net.codec import RaftPayload
+from hyperion.net.loop import pump
 from hyperion.workplane import kv, raft_codec, strong
 from hyperion.workplane.raft import (
     Accepted,
@@ -283,27 +284,23 @@ class StrongPlane:
             tg.create_task(self._reconcile_loop())
 
     async def _protocol_loop(self) -> None:
-        host, inbound = self.host, self._inbound
-        while True:
-            deadline = host.next_deadline()
-            msg = None
-            if inbound.empty():
-                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        msg = await inbound.get()
-            else:
-                msg = inbound.get_nowait()
-            now = time.monotonic()
-            try:
-                if msg is not None:
-                    self._handle(msg, now)
-                deadline = host.next_deadline()
-                if deadline is not None and deadline <= now:
-                    self.execute(host.tick(now))
-            except Exception:  # a bug must not stop the node's other groups
-                log.exception("Raft host raised")
-                self._inc("raft_core_errors")
+        host = self.host
+
+        def handle(msg: raft_codec.WireMessage | None, now: float) -> None:
+            if msg is not None:  # None only wakes the loop: a group was created
+                self._handle(msg, now)
+
+        def failed() -> None:  # a bug must not stop the node's other groups
+            log.exception("Raft host raised")
+            self._inc("raft_core_errors")
+
+        await pump(
+            self._inbound,
+            host.next_deadline,
+            handle,
+            lambda now: self.execute(host.tick(now)),
+            failed,
+        )
 
     async def _reconcile_loop(self) -> None:
         while True:
