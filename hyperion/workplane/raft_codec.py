@@ -51,7 +51,8 @@ class RaftWireError(ValueError):
 # ---------------------------------------------------------------------- encode
 
 
-def _entry_pb(e: Entry) -> pb.Entry:
+def entry_pb(e: Entry) -> pb.Entry:
+    """The protobuf form of a log entry (on the wire and in ``raft_disk``'s log)."""
     return pb.Entry(
         index=e.index,
         term=e.term,
@@ -62,7 +63,8 @@ def _entry_pb(e: Entry) -> pb.Entry:
     )
 
 
-def _snapshot_pb(s: Snapshot) -> pb.Snapshot:
+def snapshot_pb(s: Snapshot) -> pb.Snapshot:
+    """The protobuf form of a snapshot (on the wire and in ``raft_disk``'s file)."""
     return pb.Snapshot(
         index=s.index, term=s.term, voters=s.voters, learners=s.learners, data=s.data
     )
@@ -112,7 +114,7 @@ def encode(msg: WireMessage) -> bytes:
             pb.AppendEntries(
                 prev_index=msg.prev_index,
                 prev_term=msg.prev_term,
-                entries=[_entry_pb(e) for e in msg.entries],
+                entries=[entry_pb(e) for e in msg.entries],
                 commit=msg.commit,
             )
         )
@@ -130,7 +132,7 @@ def encode(msg: WireMessage) -> bytes:
     elif isinstance(msg, HeartbeatResponse):
         m.heartbeat_response.CopyFrom(pb.HeartbeatResponse(ctx=msg.ctx))
     else:
-        m.install_snapshot.CopyFrom(pb.InstallSnapshot(snapshot=_snapshot_pb(msg.snapshot)))
+        m.install_snapshot.CopyFrom(pb.InstallSnapshot(snapshot=snapshot_pb(msg.snapshot)))
     return m.SerializeToString(deterministic=True)
 
 

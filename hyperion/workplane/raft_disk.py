@@ -36,6 +36,7 @@ from google.protobuf.message import DecodeError
 
 from hyperion.net import raft_pb2 as pb
 from hyperion.workplane.raft import DurableState, Entry, EntryKind, Persist, Snapshot
+from hyperion.workplane.raft_codec import entry_pb, snapshot_pb
 
 _REC = struct.Struct(">II")  # length, crc32
 
@@ -70,15 +71,7 @@ def _atomic(path: Path, data: bytes) -> None:
 
 
 def _entry_bytes(e: Entry) -> bytes:
-    p = pb.Entry(
-        index=e.index,
-        term=e.term,
-        kind=int(e.kind),  # type: ignore[arg-type]
-        data=e.data,
-        voters=e.voters,
-        learners=e.learners,
-    )
-    body = p.SerializeToString(deterministic=True)
+    body = entry_pb(e).SerializeToString(deterministic=True)
     return _REC.pack(len(body), zlib.crc32(body)) + body
 
 
@@ -91,8 +84,7 @@ def _entry(body: bytes) -> Entry:
 
 
 def _snapshot_bytes(s: Snapshot) -> bytes:
-    p = pb.Snapshot(index=s.index, term=s.term, voters=s.voters, learners=s.learners, data=s.data)
-    return p.SerializeToString(deterministic=True)
+    return snapshot_pb(s).SerializeToString(deterministic=True)
 
 
 class GroupFiles:
