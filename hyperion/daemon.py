@@ -66,7 +66,7 @@ from hyperion.api.resources import PODS
 from hyperion.api.server import ApiContext, ApiServer, load_cert, server_ssl_context
 from hyperion.api.store import ObjectStore
 from hyperion.control.catalog import CatalogChanged
-from hyperion.control.custodian import WORKLOADS
+from hyperion.control.custodian import WORKLOADS, controller_ref
 from hyperion.control.driver import ControlDriver
 from hyperion.control.persist import CatalogStore
 from hyperion.control.scheduler import Placed, Scheduler, Unplaced
@@ -529,9 +529,7 @@ class Node:
             if cur is None or cur.obj is None:
                 return
             new = with_consistency(cur.obj, block, ok, reason, message, rfc3339(time.time()))
-            _, fx = core.catalog_write((HWL, ns, name), new, time.monotonic(), after=cur.ts)
-            assert self.driver is not None
-            self.driver.execute(fx)
+            control.write_derived((HWL, ns, name), new)
 
         def resolve(node_id: str) -> str:
             d = core.membership.directory
@@ -773,14 +771,14 @@ class Node:
         that workload asks for ``consistency: strong`` (the sidecar's ``statestore``)."""
         if self.api is None or self.strong is None:
             return None
-        store = self.api.store
-        pod = store.get((PODS.key_resource, namespace, pod_name)) or {}
-        for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
-            if ref.get("controller") and ref.get("kind") == "HyperionWorkload":
-                w = store.get((HWL, namespace, str(ref.get("name"))))
-                if w is not None and is_strong(w):
-                    return self.strong.state(namespace, str(ref["name"]))
-        return None
+        pod = self.api.store.get((PODS.key_resource, namespace, pod_name)) or {}
+        ref = controller_ref(pod.get("metadata") or {})
+        if ref is None or ref.get("kind") != "HyperionWorkload":
+            return None
+        name = str(ref.get("name"))
+        if self.strong.source.find(namespace, name) is None:  # absent, or not strong
+            return None
+        return self.strong.state(namespace, name)
 
     def _host_port(self, uid: str, container_port: int) -> int | None:
         return None if self.pods is None else self.pods.host_port(uid, container_port)

@@ -585,6 +585,11 @@ class ControlDriver:
         _, fx = self.core.catalog_write(w.key, w.obj, time.monotonic(), after=after)
         self.execute(fx)
 
+    def write_derived(self, key: Key, obj: dict[str, Any]) -> None:
+        """Write ``obj``, made from what ``key`` holds now, as a derived write (a status
+        update): it gives way to any write made knowing that version."""
+        self._write(Write(key, obj, derived=True))
+
     def publish_status(self, ns: str, name: str, status: dict[str, Any]) -> None:
         """The pod manager's status of one of our pods, written into the catalog."""
         key = (POD, ns, name)
