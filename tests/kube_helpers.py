@@ -7,6 +7,7 @@ import json
 import os
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -121,3 +122,32 @@ spec:
         command: ["sleep", "{sleep}"]
         resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}
 """
+
+
+def dapr_pod(name: str, node: str, app_id: str, program: str, *args: str) -> dict[str, Any]:
+    """A Pod on ``node`` opted into the Dapr sidecar as ``app_id`` (app-port 8080),
+    running ``python -c program *args``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "annotations": {
+                "dapr.io/enabled": "true",
+                "dapr.io/app-id": app_id,
+                "dapr.io/app-port": "8080",
+            },
+        },
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "python",
+                    "command": [sys.executable, "-c", program, *args],
+                    "ports": [{"containerPort": 8080}],
+                }
+            ],
+        },
+    }

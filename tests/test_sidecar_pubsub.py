@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import Kubectl, eventually, mesh
+from kube_helpers import Kubectl, dapr_pod, eventually, mesh
 
 SUB = r"""
 import json, os, sys, http.server
@@ -73,30 +72,7 @@ PLACES = {
 
 def pod(name: str) -> dict[str, Any]:
     node, app_id, subs = PLACES[name]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "annotations": {
-                "dapr.io/enabled": "true",
-                "dapr.io/app-id": app_id,
-                "dapr.io/app-port": "8080",
-            },
-        },
-        "spec": {
-            "nodeName": node,
-            "terminationGracePeriodSeconds": 1,
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "python",
-                    "command": [sys.executable, "-c", SUB, json.dumps(subs)],
-                    "ports": [{"containerPort": 8080}],
-                }
-            ],
-        },
-    }
+    return dapr_pod(name, node, app_id, SUB, json.dumps(subs))
 
 
 class Mesh:

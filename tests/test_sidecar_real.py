@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import KUBECTL, Kubectl, admin_ssl, eventually, mesh, raw_request
+from kube_helpers import KUBECTL, Kubectl, admin_ssl, dapr_pod, eventually, mesh, raw_request
 
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason=f"no kubectl at {KUBECTL}")
 
@@ -96,30 +95,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Echo).se
 
 
 def pod(name: str, node: str, app_id: str, *extra: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "annotations": {
-                "dapr.io/enabled": "true",
-                "dapr.io/app-id": app_id,
-                "dapr.io/app-port": "8080",
-            },
-        },
-        "spec": {
-            "nodeName": node,
-            "terminationGracePeriodSeconds": 1,
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "python",
-                    "command": [sys.executable, "-c", APP, *extra],
-                    "ports": [{"containerPort": 8080}],
-                }
-            ],
-        },
-    }
+    return dapr_pod(name, node, app_id, APP, *extra)
 
 
 class Mesh:
