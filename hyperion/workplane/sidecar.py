@@ -732,9 +732,14 @@ class SidecarHost:
         e = self._replica.entry(pubsub.ack_key(ns, msg_id, app_id))
         return e is not None and e.obj is not None
 
-    def _chosen_here(self, ns: str, msg_id: str, app_id: str) -> _Pod | None:
-        """This node's pod chosen for ``msg_id`` of ``app_id`` (None: elsewhere or none)."""
-        chosen = pubsub.chosen_replica(msg_id, invoke.targets(self._pods_in(ns), app_id, ns))
+    def _chosen_here(
+        self, ns: str, msg_id: str, app_id: str, replicas: list[invoke.Target] | None = None
+    ) -> _Pod | None:
+        """This node's pod chosen for ``msg_id`` of ``app_id`` (None: elsewhere or none),
+        among ``replicas`` (default: the app-id's replicas as the catalog shows them)."""
+        if replicas is None:
+            replicas = invoke.targets(self._pods_in(ns), app_id, ns)
+        chosen = pubsub.chosen_replica(msg_id, replicas)
         if chosen is None or chosen.node != self.node_name:
             return None
         return self._pods.get(chosen.uid)
@@ -748,6 +753,12 @@ class SidecarHost:
                 by_topic = wanted.setdefault(p.spec.namespace, {})
                 by_topic.setdefault((sub.pubsub, sub.topic), set()).add(p.spec.app_id)
         for ns, by_topic in wanted.items():
+            pods = self._pods_in(ns)  # once per namespace, not per message
+            replicas = {
+                app_id: invoke.targets(pods, app_id, ns)
+                for app_ids in by_topic.values()
+                for app_id in app_ids
+            }
             for obj in self._replica.list(pubsub.MESSAGES, ns):
                 msg_id = str(obj.get("name") or "")
                 apps = by_topic.get((str(obj.get("pubsub")), str(obj.get("topic"))), set())
@@ -755,7 +766,7 @@ class SidecarHost:
                     k = (ns, msg_id, app_id)
                     if k in self._inflight or self._acked(*k):
                         continue
-                    chosen = self._chosen_here(*k)
+                    chosen = self._chosen_here(*k, replicas[app_id])
                     if chosen is not None and chosen.subscriptions:
                         self._inflight.add(k)
                         self._spawn(self._deliver(k))
