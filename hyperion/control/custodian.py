@@ -212,6 +212,9 @@ def pod_ready(pod: Obj) -> bool:
     return False
 
 
+TERMINAL_PHASES = ("Succeeded", "Failed")  # a Pod in one of these has finished
+
+
 def pod_phase(pod: Obj) -> str:
     return str(_status(pod).get("phase") or "Pending")
 

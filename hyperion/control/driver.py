@@ -63,6 +63,7 @@ from hyperion.api.nodes import rfc3339
 from hyperion.control.custodian import (
     API_VERSION,
     POD,
+    TERMINAL_PHASES,
     Custodian,
     Custodied,
     Key,
@@ -96,7 +97,7 @@ LOOKUP_TIMEOUT_S = 3.0  # a DHT lookup ends on its own within about k × 1 s tim
 LEASE_LOOKUPS_MAX = 16  # lease lookups in flight at once, per check round
 WORKLOAD_TTL_S = 120.0
 WORKLOAD_REPUBLISH_S = 30.0
-TERMINAL = ("Succeeded", "Failed")  # a finished Pod holds no lease
+TERMINAL = TERMINAL_PHASES  # a finished Pod holds no lease
 # A node that restored its catalog from disk waits at most this long for the nodes its
 # Pods are bound to (hold_after_restore): about a whole mesh's restart, and twice the
 # custodian's grace before it deletes a lost node's Pods.

@@ -14,11 +14,17 @@ import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from hyperion.control.custodian import POD, condition, custodian_of, owner_uid, pod_phase
+from hyperion.control.custodian import (
+    POD,
+    TERMINAL_PHASES,
+    condition,
+    custodian_of,
+    owner_uid,
+    pod_phase,
+)
 from hyperion.workplane.strong import WorkloadView
 
 HWL = "hyperion.io/hyperionworkloads"
-TERMINAL = ("Succeeded", "Failed")
 
 
 def is_strong(w: Mapping[str, Any]) -> bool:
@@ -44,7 +50,7 @@ def views(
     replicas: dict[str, set[str]] = {uid: set() for uid in strong}
     for p in objects(POD):
         uid = owner_uid(p)
-        if uid not in replicas or pod_phase(p) in TERMINAL:
+        if uid not in replicas or pod_phase(p) in TERMINAL_PHASES:
             continue
         if (p.get("metadata") or {}).get("deletionTimestamp"):
             continue
