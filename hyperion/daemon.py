@@ -60,7 +60,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from hyperion import PROTOCOL_VERSION, protocols_spoken, software_version
+from hyperion import PROTOCOL_VERSION, fsutil, protocols_spoken, software_version
 from hyperion.api.nodes import node_object, rfc3339
 from hyperion.api.resources import PODS
 from hyperion.api.server import ApiContext, ApiServer, load_cert, server_ssl_context
@@ -664,9 +664,7 @@ class Node:
             assert self.ca is not None
             info["enroll_addr"] = self.enroll_addr
             info["ca_hash"] = self.ca.cert_hash
-        tmp = self.dir / "node.json.tmp"
-        tmp.write_text(json.dumps(info, indent=2))
-        os.replace(tmp, self.dir / "node.json")
+        fsutil.atomic_write(self.dir / "node.json", json.dumps(info, indent=2).encode())
 
     async def _renew_remote(self) -> Svid:
         """Renew at the issuer that enrolled us or, when it fails, at another live member

@@ -13,7 +13,6 @@ price, nominal capacity: ``hyperion.cli.fleetspec``) through its ``node start`` 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from hyperion import PROTOCOL_VERSION
+from hyperion import PROTOCOL_VERSION, fsutil
 from hyperion.api import kubeconfig
 from hyperion.identity.ca import CertificateAuthority
 from hyperion.identity.tokens import create_token
@@ -129,9 +128,7 @@ def start_mesh(
             for info in infos
         ]
     }
-    tmp = mesh_dir / "mesh.json.tmp"
-    tmp.write_text(json.dumps(mesh, indent=2))
-    os.replace(tmp, mesh_dir / "mesh.json")
+    fsutil.atomic_write(mesh_dir / "mesh.json", json.dumps(mesh, indent=2).encode())
     servers = [(str(i["name"]), str(i["api_addr"])) for i in infos if i.get("api_addr")]
     if servers:
         config = kubeconfig.build(CertificateAuthority.load(mesh_dir), servers, user="admin")

@@ -81,6 +81,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hyperion import fsutil
 from hyperion.control.catalog import Catalog, CatalogItem, key_error
 from hyperion.control.hlc import Timestamp
 
@@ -553,7 +554,7 @@ class CatalogStore:
         finally:
             os.close(fd)
         os.replace(tmp, self.path / SNAPSHOT)
-        _fsync_dir(self.path)  # the rename and the new segment's entry, before deletes
+        fsutil.fsync_dir(self.path)  # the rename and the new segment's entry, before deletes
         return size
 
     async def run(self) -> None:
@@ -592,11 +593,3 @@ class CatalogStore:
                     os.close(self._fd)
                 self._fd = None
         self._catalog = None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -12,55 +12,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from hyperion import fsutil
 from hyperion.identity.errors import IdentityError
-
-
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-
-
-def _write_temp(path: Path, data: bytes, mode: int) -> Path:
-    """Write ``data`` to a fresh temporary sibling of ``path`` created with ``mode``."""
-    tmp = _temp_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return tmp
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` atomically; the file is created with ``mode``."""
     try:
-        tmp = _write_temp(path, data, mode)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        fsutil.atomic_write(path, data, mode=mode)
     except OSError as e:
         raise IdentityError(f"cannot write {path}: {e.strerror or e}") from e
-    _fsync_dir(path.parent)
 
 
 def create_exclusive(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -70,7 +34,7 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     crash never leaves a half-written file and two concurrent creators cannot both win.
     """
     try:
-        tmp = _write_temp(path, data, mode)
+        tmp = fsutil.write_temp(path, data, mode)
     except OSError as e:
         raise IdentityError(f"cannot write {path}: {e.strerror or e}") from e
     try:
@@ -82,7 +46,8 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-    _fsync_dir(path.parent)
+    with contextlib.suppress(OSError):
+        fsutil.fsync_dir(path.parent)
 
 
 def ensure_dir(directory: Path, *, mode: int = 0o700) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
+from hyperion import fsutil
 from hyperion.net import raft_pb2 as pb
 from hyperion.workplane.raft import DurableState, Entry, EntryKind, Persist, Snapshot
 from hyperion.workplane.raft_codec import entry_pb, snapshot_pb
@@ -50,24 +51,6 @@ class Loaded:
     group: str
     uid: str
     state: DurableState
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _entry_bytes(e: Entry) -> bytes:
@@ -102,12 +85,14 @@ class GroupFiles:
         rewrite = False
         if (p.term, p.vote) != (self.term, self.vote):
             self.term, self.vote = p.term, p.vote
-            _atomic(self.path / "hard.json", json.dumps({"term": p.term, "vote": p.vote}).encode())
+            fsutil.atomic_write(
+                self.path / "hard.json", json.dumps({"term": p.term, "vote": p.vote}).encode()
+            )
             self.fsyncs += 1
         if p.snapshot is not None:
             self.snapshot = p.snapshot
             self.entries = [e for e in self.entries if e.index > p.snapshot.index]
-            _atomic(self.path / "snapshot.bin", _snapshot_bytes(p.snapshot))
+            fsutil.atomic_write(self.path / "snapshot.bin", _snapshot_bytes(p.snapshot))
             self.fsyncs += 1
             rewrite = True
         if p.truncate_from:
@@ -116,7 +101,9 @@ class GroupFiles:
             self.entries = kept
         if rewrite:
             self.entries.extend(p.entries)
-            _atomic(self.path / "log.bin", b"".join(_entry_bytes(e) for e in self.entries))
+            fsutil.atomic_write(
+                self.path / "log.bin", b"".join(_entry_bytes(e) for e in self.entries)
+            )
             self.fsyncs += 1
         elif p.entries:
             self.entries.extend(p.entries)
@@ -146,8 +133,8 @@ class RaftDisk:
             shutil.rmtree(path)
         path.mkdir(parents=True, mode=0o700)
         (path / "log.bin").touch()
-        _atomic(path / "meta.json", json.dumps({"group": group, "uid": uid}).encode())
-        _fsync_dir(self.root)
+        fsutil.atomic_write(path / "meta.json", json.dumps({"group": group, "uid": uid}).encode())
+        fsutil.fsync_dir(self.root)
         files = GroupFiles(path, DurableState(0, "", Snapshot(0, 0, ()), ()))
         self._groups[group] = files
         return files
@@ -160,7 +147,7 @@ class RaftDisk:
         path = self.dir_of(group)
         if path.exists():
             shutil.rmtree(path)
-            _fsync_dir(self.root)
+            fsutil.fsync_dir(self.root)
 
     def groups(self) -> list[str]:
         return sorted(self._groups)
