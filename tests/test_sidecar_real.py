@@ -369,6 +369,7 @@ def test_metadata_and_health(m: Mesh) -> None:
     status, body, _ = m.call("a2", "GET", "/v1.0/metadata")
     assert status == 200 and body["id"] == "alpha"
     assert [c["name"] for c in body["components"]] == ["statestore", "pubsub"]
+    assert body["components"][0]["type"] == "state.hyperion.eventual"
     assert m.call("a2", "PUT", "/v1.0/metadata/color", raw=b"blue")[0] == 204
     assert m.call("a2", "GET", "/v1.0/metadata")[1]["extended"]["color"] == "blue"
     assert m.call("a2", "GET", "/v1.0/healthz")[0] == 204

@@ -113,6 +113,13 @@ def test_a_strong_workloads_statestore_is_its_raft_group(tmp_path: Path) -> None
             st, _, _ = await call("DELETE", f"{c}/balance", headers={"If-Match": etag2})
             assert st == 204
             assert [(await call("GET", f"{u}/balance"))[0] for u in (a, b, c)] == [204] * 3
+            # metadata names the store for what it is
+            meta = f"{envs[0]['DAPR_HTTP_ENDPOINT']}/v1.0/metadata"
+            st, body, _ = await call("GET", meta)
+            assert st == 200
+            assert {c["name"]: c["type"] for c in json.loads(body)["components"]}[
+                "statestore"
+            ] == "state.hyperion.raft"
             # the eventual catalog store holds none of it
             assert not [
                 e

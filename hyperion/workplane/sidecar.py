@@ -120,6 +120,9 @@ class CatalogView(Replica, Protocol):
     async def wait_newer(self, rv: int, timeout: float) -> bool: ...
 
 
+EVENTUAL_STORE_TYPE = "state.hyperion.eventual"  # the catalog's LWW store
+STRONG_STORE_TYPE = "state.hyperion.raft"  # a strong workload's Raft group
+
 # (namespace, pod name) -> the strong state of the pod's workload (None: eventual)
 StrongFor = Callable[[str, str], StrongState | None]
 
@@ -431,10 +434,15 @@ class SidecarHost:
     async def _metadata(self, request: web.Request, p: _Pod, rest: list[str]) -> web.Response:
         m = request.method
         if not rest and m == "GET":
+            strong = self._strong_for is not None and (
+                self._strong_for(p.spec.namespace, p.spec.pod) is not None
+            )
             components = [
                 {
                     "name": s.name,
-                    "type": "state.hyperion.eventual",
+                    "type": STRONG_STORE_TYPE
+                    if strong and s.name == DEFAULT_STORE
+                    else EVENTUAL_STORE_TYPE,
                     "version": "v1",
                     "capabilities": ["ETAG"],
                 }  # fmt: skip
