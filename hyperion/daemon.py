@@ -53,6 +53,7 @@ import os
 import random
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ from hyperion.net.workload_api import (
     check_socket_path,
 )
 from hyperion.policy import get_policy
-from hyperion.runtime.base import Runtime
+from hyperion.runtime.base import PodSpec, Runtime
 from hyperion.runtime.podman import PodmanRuntime, podman_available
 from hyperion.runtime.pods import PodManager
 from hyperion.runtime.process import ProcessRuntime
@@ -782,14 +783,15 @@ class Node:
         return None if self.pods is None else self.pods.host_port(uid, container_port)
 
     def _pod_manager(self, host: str, sidecars: SidecarHost) -> PodManager:
+        def pod_env(pod: PodSpec) -> Mapping[str, str]:
+            return sidecars.env(pod.uid)
+
         runtimes: dict[str, Runtime] = {
-            "process": ProcessRuntime(
-                workload_socket=self.workload_socket, pod_env=lambda pod: sidecars.env(pod.uid)
-            )
+            "process": ProcessRuntime(workload_socket=self.workload_socket, pod_env=pod_env)
         }
         podman = podman_available()
         if podman is not None:
-            runtimes["podman"] = PodmanRuntime(podman, self.opts.dir / "podman")
+            runtimes["podman"] = PodmanRuntime(podman, self.opts.dir / "podman", pod_env=pod_env)
 
         def publish(ns: str, name: str, status: dict[str, object]) -> None:
             if self.control is not None:

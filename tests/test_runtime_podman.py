@@ -198,6 +198,34 @@ def test_env_args_working_dir_and_limits(store: tuple[str, Path, Path], tmp_path
     run(store, body)
 
 
+def test_the_pods_sidecar_variables_reach_the_container(
+    store: tuple[str, Path, Path], tmp_path: Path
+) -> None:
+    """With host networking the node's loopback sidecar is reachable, so its variables
+    go in with ``--env``; the spec's own value of one wins."""
+    podman, root, conf = store
+    pod = make_pod(
+        tmp_path,
+        box(
+            command=["sh", "-c", 'echo "$DAPR_HTTP_PORT $APP_ID $DAPR_API_TOKEN"'],
+            env=[{"name": "APP_ID", "value": "mine"}],
+        ),
+        restartPolicy="Never",
+    )
+    sidecar = {"DAPR_HTTP_PORT": "3500", "APP_ID": "web", "DAPR_API_TOKEN": "t0k"}
+
+    async def main() -> None:
+        rt = PodmanRuntime(podman, root, registries_conf=conf, pod_env=lambda p: sidecar)
+        try:
+            await rt.start(pod, lambda: None)
+            await until(terminated(rt))
+            assert log_of(pod).splitlines() == ["3500 mine t0k"]
+        finally:
+            await rt.close()
+
+    asyncio.run(main())
+
+
 def test_restart_policy_never_reports_the_exit_code(
     store: tuple[str, Path, Path], tmp_path: Path
 ) -> None:

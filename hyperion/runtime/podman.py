@@ -74,7 +74,7 @@ import resource
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from hyperion.runtime.base import ContainerSpec, ContainerState, PodSpec
@@ -151,7 +151,9 @@ class PodmanRuntime(ProcessRuntime):
     ``runtime``: the OCI runtime, name or path. ``registries_conf``: a
     ``registries.conf`` for pulls (``CONTAINERS_REGISTRIES_CONF``), e.g. mirrors or
     blocked registries. ``pull_timeout_s``: a pull that takes longer is an
-    ``ErrImagePull``. Other keyword arguments go to ``ProcessRuntime`` (back-off).
+    ``ErrImagePull``. ``pod_env``: the pod's Dapr sidecar variables, passed with
+    ``--env`` when the network is ``host`` (the sidecar listens on the node's loopback);
+    the spec's own ``env`` wins. Other keyword arguments go to ``ProcessRuntime``.
     """
 
     name = "podman"
@@ -171,6 +173,7 @@ class PodmanRuntime(ProcessRuntime):
         backoff_cap_s: float = 60.0,
         backoff_reset_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        pod_env: Callable[[PodSpec], Mapping[str, str]] | None = None,
     ) -> None:
         super().__init__(
             backoff_base_s=backoff_base_s,
@@ -178,6 +181,7 @@ class PodmanRuntime(ProcessRuntime):
             backoff_reset_s=backoff_reset_s,
             cgroup_root=None,  # Podman puts each container in its own cgroup
             clock=clock,
+            pod_env=pod_env,
         )
         self.limits_enforced = "podman"
         self.podman = podman
@@ -338,6 +342,10 @@ class PodmanRuntime(ProcessRuntime):
         for k in _HOST_ONLY_ENV:
             if k not in c.env:
                 env.pop(k, None)
+        if self.pod_env is not None and self.network == "host":
+            # the sidecar listens on the node's loopback: reachable with host networking
+            for k, v in self.pod_env(pod).items():
+                env.setdefault(k, v)
         argv = self.podman_argv(
             "run",
             "--rm",
