@@ -15,7 +15,7 @@ from hyperion.policy import RulesPolicy
 from hyperion.policy.plugins import violates_hard_constraints
 from hyperion.sim.fleet import data, scenario, seeds
 from hyperion.sim.fleet.bench import POLICY_NAMES, make_policy, run_bench, run_one
-from hyperion.sim.fleet.run import FleetSim
+from hyperion.sim.fleet.run import FleetSim, run
 
 try:
     data.prices()
@@ -198,7 +198,6 @@ def _same_draws(x: scenario.Scenario, y: scenario.Scenario) -> bool:
 
 def test_search_teacher_over_several_worlds_scores_the_mean() -> None:
     from hyperion.sim.fleet.expert import search
-    from hyperion.sim.fleet.run import run
 
     seed = 25  # three replicas: a short search
     r = search(seed, worlds=2)
@@ -244,7 +243,6 @@ def test_cloning_data_round_trips_and_a_bad_file_is_refused(tmp_path: Path) -> N
 
 def test_search_teacher_runs_on_training_seeds_and_never_does_worse() -> None:
     from hyperion.sim.fleet.expert import search
-    from hyperion.sim.fleet.run import run
 
     with pytest.raises(ValueError):
         search(seeds.validation_seeds(1)[0])
@@ -260,3 +258,23 @@ def test_search_teacher_runs_on_training_seeds_and_never_does_worse() -> None:
     for obs, mask, slot in r.samples:
         assert mask[slot]  # a chosen slot is never masked
         assert obs.dtype == np.float32
+
+
+def test_headroom_planner_plans_on_redraws_only_and_the_search_never_does_worse() -> None:
+    from hyperion.sim.fleet.expert import coordinate_search, run_scripted
+    from hyperion.sim.fleet.headroom import headroom
+
+    seed = 25  # three replicas: a short search
+    h = headroom(seed, worlds=1)
+    sc = scenario.make(seed)
+    sky = run(sc, make_policy("skypilot-like")).reward
+    assert h.skypilot == pytest.approx(sky)
+    assert h.clairvoyant >= sky  # starts from skypilot-like, keeps only improvements
+    # the planner's plan is the search's on the first re-draw, never on the scenario
+    redraw = scenario.redraw(sc, 1)
+    plan = coordinate_search(sc, [redraw], passes=1, limit=sc.service.replicas + 1)
+    assert h.planner_expected == pytest.approx(plan.best_value)
+    assert plan.best_value >= run(redraw, make_policy("skypilot-like")).reward
+    assert h.planner == pytest.approx(run_scripted(sc, plan.override)[0].reward)
+    with pytest.raises(ValueError):
+        headroom(seed, worlds=0)

@@ -81,7 +81,8 @@ class _Scripted:
         return out
 
 
-def _run(sc: scenarios.Scenario, override: dict[int, str]) -> tuple[RunMetrics, _Scripted]:
+def run_scripted(sc: scenarios.Scenario, override: dict[int, str]) -> tuple[RunMetrics, _Scripted]:
+    """One run of ``sc``: ``skypilot-like`` except at the decisions ``override`` names."""
     pol = _Scripted(override)
     return run(sc, pol), pol
 
@@ -104,17 +105,41 @@ def search(seed: int, *, passes: int = 1, worlds: int = 1) -> SearchResult:
         raise ValueError("passes and worlds must be positive")
     sc = scenarios.make(seed)
     others = [scenarios.redraw(sc, k) for k in range(1, worlds)]
+    limit = MAX_SEARCHED_DECISIONS if worlds == 1 else sc.service.replicas + 1
+    found = coordinate_search(sc, [sc, *others], passes=passes, limit=limit)
+    samples = tuple(s for s in found.policy.samples if s is not None)
+    return SearchResult(seed, found.start_value, found.best_value, found.runs, samples)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What ``coordinate_search`` found: the decisions it changed (index -> node id),
+    their mean reward over the worlds it scored on, and the scripted run on the
+    scenario itself with those changes (its samples and options)."""
+
+    override: dict[int, str]
+    start_value: float
+    best_value: float
+    runs: int
+    policy: _Scripted
+
+
+def coordinate_search(
+    sc: scenarios.Scenario, worlds: Sequence[scenarios.Scenario], *, passes: int, limit: int
+) -> Found:
+    """From ``skypilot-like``'s decisions on ``sc``, try every kind of feasible bid at
+    each of the first ``limit`` decisions in turn and keep a change when the mean
+    reward over ``worlds`` (draws of ``sc``'s chance, ``sc`` itself or not) improves;
+    ``passes`` sweeps, stopping early when one changes nothing."""
     runs = 0
 
-    def value(override: dict[int, str], own: float) -> float:
-        """Mean reward over the worlds, given the run on the scenario itself."""
+    def value(override: dict[int, str]) -> float:
         nonlocal runs
-        runs += 1 + len(others)
-        return (own + sum(_run(w, override)[0].reward for w in others)) / worlds
+        runs += len(worlds)
+        return sum(run_scripted(w, override)[0].reward for w in worlds) / len(worlds)
 
-    m, pol = _run(sc, {})
-    start = best = value({}, m.reward)
-    limit = MAX_SEARCHED_DECISIONS if worlds == 1 else sc.service.replicas + 1
+    _, pol = run_scripted(sc, {})
+    start = best = value({})
     override: dict[int, str] = {}
     for _ in range(passes):
         improved = False
@@ -122,14 +147,12 @@ def search(seed: int, *, passes: int = 1, worlds: int = 1) -> SearchResult:
         while k < min(len(pol.options), limit):  # a choice can end a run's
             for node_id in pol.options[k]:  # re-tenders, so the count can shrink
                 trial = {**override, k: node_id}
-                m, _ = _run(sc, trial)
-                v = value(trial, m.reward)
+                v = value(trial)
                 if v > best + 1e-9:
                     best, override, improved = v, trial, True
-            m, pol = _run(sc, override)  # options of later decisions follow the choice
+            _, pol = run_scripted(sc, override)  # options of later decisions follow the choice
             runs += 1
             k += 1
         if not improved:
             break
-    samples = tuple(s for s in pol.samples if s is not None)
-    return SearchResult(seed, start, best, runs, samples)
+    return Found(override, start, best, runs, pol)
