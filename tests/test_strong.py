@@ -112,6 +112,7 @@ ME = "a" * 40
         kv.StoreReply(G, ME, 7, kv.StoreCode.OK, 12, b"v"),
         kv.StoreReply(G, ME, 7, kv.StoreCode.NOT_LEADER, leader="b" * 40),
         kv.StoreReply(G, ME, 7, kv.StoreCode.UNAVAILABLE, message="no quorum"),
+        kv.StoreReply(G, ME, 7, kv.StoreCode.FORBIDDEN, message="not a member"),
     ],
 )
 def test_store_messages_round_trip(msg: kv.StoreRequest | kv.StoreReply) -> None:
@@ -223,6 +224,16 @@ def test_may_join_only_a_group_of_a_workload_with_a_replica_here() -> None:
     assert not strong.may_join(A, "uid-1.01", named) and strong.may_join(A, "uid-1.02", named)
 
 
+def test_the_leader_serves_forwarded_requests_of_members_and_replica_nodes_only() -> None:
+    w = {"uid-1": view({A, D})}
+    assert strong.may_request(B, "uid-1.01", frozenset({A, B}), w)  # a member
+    assert strong.may_request(D, "uid-1.01", frozenset({A, B}), w)  # a replica's node
+    assert not strong.may_request(C, "uid-1.01", frozenset({A, B}), w)  # any other node
+    assert not strong.may_request(D, "uid-1.01", frozenset({A}), {})  # workload unknown here
+    named = {"uid-1": view({A, D}, group="uid-1.02")}  # D's replica belongs to another group
+    assert not strong.may_request(D, "uid-1.01", frozenset({A}), named)
+
+
 # ------------------------------------------------------------------------- files
 
 
@@ -298,6 +309,42 @@ def test_the_driver_drops_forged_and_malformed_payloads(tmp_path: Path) -> None:
         assert plane._inbound.qsize() == 1
         plane._handle(plane._inbound.get_nowait(), 0.0)  # no such group, not ours to join
         assert plane.host.stats.dropped_unknown_group == 1 and len(plane.host) == 0
+
+    asyncio.run(main())
+
+
+def test_the_driver_refuses_a_forwarded_request_from_a_stranger(tmp_path: Path) -> None:
+    """A mesh node that is neither in the group nor running a replica is told
+    FORBIDDEN (and its caller raises ``Forbidden``); a replica's node gets past the
+    check (here: NOT_LEADER, the group has not elected yet)."""
+    sent: list[kv.StoreReply] = []
+    counts: dict[str, int] = {}
+    group = "uid-1.01"
+
+    def send(effects: list) -> None:
+        sent.extend(raft_codec.decode_any(e.msg.data) for e in effects)
+
+    def inc(name: str) -> None:
+        counts[name] = counts.get(name, 0) + 1
+
+    async def main() -> None:
+        source = Source(
+            workloads=lambda: {"uid-1": view({A, D})},
+            find=lambda ns, name: None,
+            write_status=lambda *a: None,
+            resolve=lambda nid: "addr-" + nid[:4],
+            name_of=lambda nid: nid[:4],
+        )
+        plane = StrongPlane(A, tmp_path / "raft", send, source, inc)
+        plane._create(group, DurableState.bootstrap((A, B)), 0.0)
+        sent.clear()
+        await plane._serve_forwarded(kv.StoreRequest(group, C, 1, kv.StoreOp.GET, "k"))
+        await plane._serve_forwarded(kv.StoreRequest(group, D, 2, kv.StoreOp.GET, "k"))
+        assert [(r.id, r.code) for r in sent] == [
+            (1, kv.StoreCode.FORBIDDEN),
+            (2, kv.StoreCode.NOT_LEADER),
+        ]
+        assert counts.get("raft_store_forbidden") == 1
 
     asyncio.run(main())
 

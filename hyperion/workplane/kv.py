@@ -49,6 +49,7 @@ class StoreCode(enum.IntEnum):
     CONFLICT = 3  # the expected version did not match
     NOT_LEADER = 4  # ``leader``: the hint, "" when unknown
     UNAVAILABLE = 5  # no quorum within the wait, or the write's outcome is unknown
+    FORBIDDEN = 6  # the forwarding node is neither a member nor a replica's node
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,11 @@ class NotStrong(StrongStateError):
     """No such workload here, or it is not ``consistency: strong``."""
 
 
+class Forbidden(StrongStateError):
+    """The group's leader refused this node's request: it is neither a member of the
+    group nor the node of one of the workload's replicas."""
+
+
 class Unavailable(StrongStateError):
     """No leader with a quorum answered within the wait (a minority partition, or the
     group is still forming). ``outcome_unknown``: a write was proposed but not seen
@@ -461,6 +466,8 @@ class StrongPlane:
                         f"{namespace}/{name}: {reply.message}",
                         outcome_unknown=op is not kv.StoreOp.GET,
                     )
+                if reply.code is kv.StoreCode.FORBIDDEN:
+                    raise Forbidden(f"{namespace}/{name}: {reply.message}")
                 if reply.code is not kv.StoreCode.NOT_LEADER:
                     return reply
                 why = "leadership moved"
@@ -505,6 +512,15 @@ class StrongPlane:
         deadline = asyncio.get_running_loop().time() + DEFAULT_WAIT_S
         if req.group not in self.host:
             self._reply(req, kv.StoreCode.NOT_LEADER)
+            return
+        n = self.host.node(req.group)
+        if not strong.may_request(
+            req.src, req.group, n.voters | n.learners, self.source.workloads()
+        ):
+            self._inc("raft_store_forbidden")
+            self._reply(
+                req, kv.StoreCode.FORBIDDEN, message="not a member or replica node of the group"
+            )
             return
         r = await self._serve(req.group, req.op, req.key, req.value, req.expect_version, deadline)
         self.execute([Send(req.src, req.src, _with_src(r, req, self.me))])

@@ -121,6 +121,20 @@ def may_join(me: str, group: str, workloads: dict[str, WorkloadView]) -> bool:
     return w is not None and me in w.replicas and w.group in ("", group)
 
 
+def may_request(
+    src: str, group: str, members: frozenset[str], workloads: dict[str, WorkloadView]
+) -> bool:
+    """Whether the leader serves a store request that node ``src`` forwarded: ``src`` is
+    one of the group's members (``members``: voters and learners, as the leader's
+    configuration has them) or runs a replica of its workload (a node whose replica was
+    just placed, before it is added). Any other mesh node, authenticated or not, is
+    refused: a workload's state is its replicas' business."""
+    if src in members:
+        return True
+    w = workloads.get(group_uid(group))
+    return w is not None and src in w.replicas and w.group in ("", group)
+
+
 def changes(me: str, m: MemberView, desired: frozenset[str]) -> tuple[tuple[ChangeOp, str], ...]:
     """The leader's candidate membership changes, best first (see the docstring)."""
     if not desired:
