@@ -332,11 +332,17 @@ class SidecarHost:
             raise dapr.store_not_found(name)
         return store
 
+    def _strong_of(self, p: _Pod) -> StrongState | None:
+        """The Raft store behind ``statestore`` for pod ``p`` (None: the eventual one)."""
+        if self._strong_for is None:
+            return None
+        return self._strong_for(p.spec.namespace, p.spec.pod)
+
     async def _state(self, request: web.Request, p: _Pod, rest: list[str]) -> web.Response:
         m = request.method
         store = self._store(rest[0])
-        if rest[0] == DEFAULT_STORE and self._strong_for is not None:
-            strong = self._strong_for(p.spec.namespace, p.spec.pod)
+        if rest[0] == DEFAULT_STORE:
+            strong = self._strong_of(p)
             if strong is not None:
                 return await self._strong_state(request, p, strong, rest)
         ns, app = p.spec.namespace, p.spec.app_id
@@ -434,9 +440,7 @@ class SidecarHost:
     async def _metadata(self, request: web.Request, p: _Pod, rest: list[str]) -> web.Response:
         m = request.method
         if not rest and m == "GET":
-            strong = self._strong_for is not None and (
-                self._strong_for(p.spec.namespace, p.spec.pod) is not None
-            )
+            strong = self._strong_of(p) is not None
             components = [
                 {
                     "name": s.name,

@@ -129,10 +129,7 @@ def may_request(
     configuration has them) or runs a replica of its workload (a node whose replica was
     just placed, before it is added). Any other mesh node, authenticated or not, is
     refused: a workload's state is its replicas' business."""
-    if src in members:
-        return True
-    w = workloads.get(group_uid(group))
-    return w is not None and src in w.replicas and w.group in ("", group)
+    return src in members or may_join(src, group, workloads)
 
 
 def changes(me: str, m: MemberView, desired: frozenset[str]) -> tuple[tuple[ChangeOp, str], ...]:
