@@ -342,10 +342,9 @@ class PodmanRuntime(ProcessRuntime):
         for k in _HOST_ONLY_ENV:
             if k not in c.env:
                 env.pop(k, None)
-        if self.pod_env is not None and self.network == "host":
+        if self.network == "host":
             # the sidecar listens on the node's loopback: reachable with host networking
-            for k, v in self.pod_env(pod).items():
-                env.setdefault(k, v)
+            self._add_pod_env(pod, env)
         argv = self.podman_argv(
             "run",
             "--rm",

@@ -242,10 +242,14 @@ class ProcessRuntime:
         env = self._container_env(pod, c, ports)
         if self.workload_socket is not None:
             env.setdefault("SPIFFE_ENDPOINT_SOCKET", f"unix://{self.workload_socket.absolute()}")
+        self._add_pod_env(pod, env)
+        return env
+
+    def _add_pod_env(self, pod: PodSpec, env: dict[str, str]) -> None:
+        """Add ``pod_env``'s variables to ``env`` where the spec has not set them."""
         if self.pod_env is not None:
             for k, v in self.pod_env(pod).items():
                 env.setdefault(k, v)
-        return env
 
     def _cwd(self, pod: PodSpec, c: ContainerSpec) -> Path:
         """The host process's working directory; created if missing."""
