@@ -115,12 +115,13 @@ def search(seed: int, *, passes: int = 1, worlds: int = 1) -> SearchResult:
 class Found:
     """What ``coordinate_search`` found: the decisions it changed (index -> node id),
     their mean reward over the worlds it scored on, and the scripted run on the
-    scenario itself with those changes (its samples and options)."""
+    scenario itself with those changes (its metrics, samples and options)."""
 
     override: dict[int, str]
     start_value: float
     best_value: float
     runs: int
+    metrics: RunMetrics
     policy: _Scripted
 
 
@@ -138,7 +139,7 @@ def coordinate_search(
         runs += len(worlds)
         return sum(run_scripted(w, override)[0].reward for w in worlds) / len(worlds)
 
-    _, pol = run_scripted(sc, {})
+    m, pol = run_scripted(sc, {})
     start = best = value({})
     override: dict[int, str] = {}
     for _ in range(passes):
@@ -150,9 +151,9 @@ def coordinate_search(
                 v = value(trial)
                 if v > best + 1e-9:
                     best, override, improved = v, trial, True
-            _, pol = run_scripted(sc, override)  # options of later decisions follow the choice
+            m, pol = run_scripted(sc, override)  # options of later decisions follow the choice
             runs += 1
             k += 1
         if not improved:
             break
-    return Found(override, start, best, runs, pol)
+    return Found(override, start, best, runs, m, pol)

@@ -25,9 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hyperion.sim.fleet import scenario as scenarios
-from hyperion.sim.fleet.baselines import SkyPilotLikePolicy
-from hyperion.sim.fleet.expert import coordinate_search, run_scripted
-from hyperion.sim.fleet.run import run
+from hyperion.sim.fleet.expert import coordinate_search
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +53,8 @@ def headroom(seed: int, *, worlds: int = 2, passes: int = 1) -> Headroom:
         seed=seed,
         family=sc.family,
         goal=sc.service.goal,
-        skypilot=run(sc, SkyPilotLikePolicy()).reward,
-        planner=run_scripted(sc, plan.override)[0].reward,
+        skypilot=seen.start_value,  # the search starts from skypilot-like's run of sc
+        planner=plan.metrics.reward,
         planner_expected=plan.best_value,
         clairvoyant=seen.best_value,
         runs=plan.runs + seen.runs,
