@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from hyperion.policy import RulesPolicy
 from hyperion.policy.plugins import violates_hard_constraints
+from hyperion.policy.rl import MAX_CANDIDATES
 from hyperion.sim.fleet import data, scenario, seeds
 from hyperion.sim.fleet.bench import POLICY_NAMES, make_policy, run_bench, run_one
 from hyperion.sim.fleet.run import FleetSim, run
@@ -165,9 +166,31 @@ def test_behaviour_cloning_dataset_is_training_only_and_matches_the_teacher() ->
 
     with pytest.raises(ValueError):
         clone_dataset("skypilot-like", seeds.validation_seeds(2))
-    obs, mask, act = clone_dataset("skypilot-like", range(10, 13))
-    assert obs.shape[0] == mask.shape[0] == act.shape[0] > 0
+    obs, mask, act, values = clone_dataset("skypilot-like", range(10, 13))
+    assert obs.shape[0] == mask.shape[0] == act.shape[0] == values.shape[0] > 0
     assert mask[np.arange(act.size), act].all()  # the teacher's pick is never masked
+    assert np.isnan(values).all()  # a heuristic teacher gives labels, not values
+
+
+def test_clone_targets_weigh_options_by_value_and_keep_plain_labels() -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sb3_contrib")
+    from hyperion.sim.fleet.train import clone_targets
+
+    k = MAX_CANDIDATES
+    obs = np.zeros((2, 1), dtype=np.float32)
+    mask = np.zeros((2, k), dtype=np.bool_)
+    mask[:, :3] = True
+    act = np.array([1, 2])
+    values = np.full((2, k), np.nan, dtype=np.float32)
+    values[0, :3] = [1.00, 1.02, 0.90]  # row 0: searched; row 1: a plain label
+    t = clone_targets((obs, mask, act, values), 0.02)
+    assert t.sum(axis=1) == pytest.approx([1.0, 1.0])
+    assert t[0, 1] / t[0, 0] == pytest.approx(math.e)  # 0.02 better: e times the weight
+    assert t[0, 2] < 1e-2 and (t[0, 3:] == 0).all()  # masked slots get nothing
+    assert t[1, 2] == 1.0 and t[1].sum() == 1.0
+    with pytest.raises(ValueError):
+        clone_targets((obs, mask, act, values), 0.0)
 
 
 def test_redraw_keeps_the_world_and_redraws_its_chance() -> None:
@@ -202,41 +225,48 @@ def test_search_teacher_over_several_worlds_scores_the_mean() -> None:
     seed = 25  # three replicas: a short search
     r = search(seed, worlds=2)
     sc = scenario.make(seed)
-    worlds = (sc, scenario.redraw(sc, 1))
+    worlds = (scenario.redraw(sc, 1), scenario.redraw(sc, 2))  # never the scenario's own
     start = np.mean([run(w, make_policy("skypilot-like")).reward for w in worlds])
     assert r.start_reward == pytest.approx(start)
     assert r.best_reward >= r.start_reward
     assert r.samples and r.runs > 2 * len(r.samples)
+    searched = [x for x in r.samples if np.isfinite(x[3]).any()]
+    assert len(searched) == sc.service.replicas + 1  # the decisions at t = 0
     with pytest.raises(ValueError):
         search(seed, worlds=0)
 
 
-def test_cloning_data_round_trips_and_a_bad_file_is_refused(tmp_path: Path) -> None:
+def test_search_plans_round_trip_replay_and_a_bad_file_is_refused(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("sb3_contrib")
-    from hyperion.sim.fleet.train import clone_dataset, load_dataset, save_dataset
+    from hyperion.sim.fleet.expert import Plan, search
+    from hyperion.sim.fleet.train import load_dataset, load_plans, save_plans
 
-    data_ = clone_dataset("skypilot-like", range(10, 12))
+    r = search(25)  # three replicas: a short search
     path = tmp_path / "d.npz"
-    save_dataset(path, data_, {"search_best_reward": 1.5})
-    back, summary = load_dataset(path)
-    assert summary == {"search_best_reward": 1.5}
-    for x, y in zip(data_, back, strict=True):
-        assert np.array_equal(x, y)
+    save_plans(path, [r.plan], {"search_best_reward": 1.5})
+    plans, summary = load_plans(path)
+    assert plans == [r.plan] and summary == {"search_best_reward": 1.5}
+    (obs, mask, act, values), _ = load_dataset(path)  # replayed with this code's features
+    want = r.samples
+    assert len(want) == act.size
+    for k, (o, m, a, v) in enumerate(want):
+        assert np.array_equal(o, obs[k]) and np.array_equal(m, mask[k]) and a == act[k]
+        assert np.array_equal(v, values[k], equal_nan=True)
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a numpy file")
-    masked = data_[1].copy()
-    masked[np.arange(data_[2].size), data_[2]] = False
-    for variant in (
-        (data_[0][:, :10], data_[1], data_[2]),  # another observation layout
-        (data_[0], masked, data_[2]),  # the teacher picked a masked bid
-        (data_[0], data_[1], data_[2] + 64),  # out of range
-    ):
-        save_dataset(bad.with_suffix(".x.npz"), variant, {})
-        with pytest.raises(ValueError):
-            load_dataset(bad.with_suffix(".x.npz"))
     with pytest.raises(ValueError):
-        load_dataset(bad)
+        load_plans(bad)
+    first = next(iter(r.plan.values))
+    for variant in (
+        Plan(seeds.validation_seeds(1)[0], {}, {}),  # not a training seed
+        Plan(25, {first: "no-such-node"}, {}),  # does not replay
+        Plan(25, {}, {first: {"n": float("nan")}}),  # not a value
+        Plan(25, {-1: "n"}, {}),  # not a decision
+    ):
+        save_plans(bad, [variant], {})
+        with pytest.raises(ValueError):
+            load_dataset(bad)
     with pytest.raises(ValueError):
         load_dataset(tmp_path / "missing.npz")
 
@@ -255,9 +285,16 @@ def test_search_teacher_runs_on_training_seeds_and_never_does_worse() -> None:
     assert r.best_reward >= r.start_reward
     assert r.best_reward > r.start_reward * 1.5  # it finds the p99 blow-up (0.17 -> 1.03)
     assert r.samples and r.runs > len(r.samples)
-    for obs, mask, slot in r.samples:
+    valued = 0
+    for obs, mask, slot, values in r.samples:
         assert mask[slot]  # a chosen slot is never masked
         assert obs.dtype == np.float32
+        assert np.isnan(values[~mask]).all()
+        if np.isfinite(values).any():
+            valued += 1
+            assert np.isfinite(values[mask]).all()  # every feasible kind of bid was tried
+            assert values[mask].max() <= r.best_reward + 1e-9  # and the best was kept
+    assert valued > 0
 
 
 def test_headroom_planner_plans_on_redraws_only_and_the_search_never_does_worse() -> None:

@@ -432,3 +432,31 @@ def test_rl_weights_load_errors(tmp_path: object) -> None:
     np.savez(bad, w1=np.zeros((2, 2)), features_version=np.int64(999))
     with pytest.raises(ValueError):
         load_weights(bad)
+
+
+def test_tail_rtt_is_set_by_the_farthest_users_above_one_percent() -> None:
+    from hyperion.policy.rl import tail_rtt_ms
+
+    users = (("US", 0.97), ("EU", 0.02), ("SA", 0.01))
+    rtt = {"US": 20.0, "EU": 120.0, "SA": 250.0}
+    assert tail_rtt_ms(rtt, users) == 120.0  # SA's 1 % is the P99 itself, EU's 2 % is not
+    assert tail_rtt_ms({"US": 20.0, "EU": 30.0, "SA": 250.0}, users) == 30.0
+    assert tail_rtt_ms({"US": 20.0}, users) == 300.0  # nobody serves EU yet: far
+    assert tail_rtt_ms(rtt, (("US", 1.0),)) == 20.0
+    assert tail_rtt_ms(rtt, ()) == 0.0  # no users, no tail
+
+
+def test_rl_features_value_covering_the_tail() -> None:
+    from hyperion.policy.rl import CTX_DIM, candidate_features, context_features
+
+    r = req(
+        users=(("US", 0.9), ("APAC", 0.1)),
+        placed_rtt_ms={"US": 20.0, "APAC": 200.0},
+    )
+    near_apac = cand("tokyo", rtt_ms={"US": 150.0, "APAC": 30.0})
+    near_us = cand("ohio", rtt_ms={"US": 15.0, "APAC": 210.0})
+    assert context_features(r, 2)[CTX_DIM - 1] == pytest.approx(2.0)  # APAC at 200 ms
+    feats = candidate_features(r, [near_apac, near_us])
+    tail, gain = feats[:, -4], feats[:, -3]
+    assert tail.tolist() == pytest.approx([0.3, 2.0])  # Tokyo brings the APAC tail to 30 ms
+    assert gain.tolist() == pytest.approx([1.7, 0.0])

@@ -176,10 +176,17 @@ def policy_train(
         int,
         typer.Option(
             "--teacher-worlds",
-            help="Draws of each scenario's chance the search teacher scores a choice on "
-            "(1: the scenario's own, clairvoyant).",
+            help="Re-draws of each scenario's chance the search teacher scores a choice on "
+            "(1: the scenario's own draws instead, clairvoyant).",
         ),
     ] = 1,
+    clone_temperature: Annotated[
+        float,
+        typer.Option(
+            "--clone-temperature",
+            help="Reward difference that weighs a search teacher's option e times less.",
+        ),
+    ] = 0.02,
     clone_data: Annotated[
         Path | None,
         typer.Option("--clone-data", help="Reuse a search dataset (OUT.clone.npz of a run)."),
@@ -207,6 +214,8 @@ def policy_train(
             "--clone-scenarios, --jobs, --clone-epochs, --teacher-worlds and "
             "--validation-scenarios must be positive"
         )
+    if not clone_temperature > 0:
+        raise _error("--clone-temperature must be positive")
     if clone_data is not None and (clone != "search" or not clone_data.is_file()):
         raise _error("--clone-data needs --clone search and an existing file")
     if baseline not in ("none", "difference", "ratio"):
@@ -236,6 +245,7 @@ def policy_train(
         clone_scenarios=clone_scenarios,
         jobs=jobs,
         clone_epochs=clone_epochs,
+        clone_temperature=clone_temperature,
         teacher_worlds=teacher_worlds,
         clone_data=clone_data,
         loaded=loaded,

@@ -18,7 +18,7 @@ environment too, so what is trained is what runs. Pure apart from ``load_weights
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,15 +31,35 @@ from hyperion.policy.rules import scores, tie_break
 
 FloatArray = npt.NDArray[np.float32]
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 MAX_CANDIDATES = 64  # bids one decision scores; beyond, rules pick the 64 best
 USER_GEOS = ("US", "EU", "APAC", "SA")  # the user geographies the fleet model has
-CTX_DIM = 17
-CAND_DIM = 23
+CTX_DIM = 18
+CAND_DIM = 25
+TAIL_QUANTILE = 0.01  # the reward's P99: the slowest 1 % of requests set its latency
 WEIGHTS_FILE = Path(__file__).with_name("rl_weights.npz")
 FEATURE_MAX = 10.0  # every feature is clipped to [-10, 10]
 _RTT_SCALE_MS = 100.0
 _NO_RTT = 3.0  # placed RTT feature when no replica serves a geography yet (300 ms)
+_FAR_MS = _NO_RTT * _RTT_SCALE_MS
+
+
+def _users(req: Request) -> tuple[tuple[str, float], ...]:
+    """The request's user weights; evenly spread over the geographies when none given."""
+    return req.user_weights() or tuple((g, 1.0 / len(USER_GEOS)) for g in USER_GEOS)
+
+
+def tail_rtt_ms(rtt_ms: Mapping[str, float], users: Sequence[tuple[str, float]]) -> float:
+    """The RTT the slowest ``TAIL_QUANTILE`` of the users see (per geography): walking
+    the geographies from the farthest, the RTT of the one at which their summed weight
+    passes the quantile. A geography with 2 % of the users 200 ms away sets a P99 of
+    at least 200 ms, whatever the mean RTT is; one with 0.5 % does not."""
+    acc = 0.0
+    for g, w in sorted(users, key=lambda gw: -rtt_ms.get(gw[0], _FAR_MS)):
+        acc += w
+        if acc > TAIL_QUANTILE:
+            return min(rtt_ms.get(g, _FAR_MS), _FAR_MS)
+    return 0.0
 
 
 def context_features(req: Request, n_candidates: int) -> FloatArray:
@@ -58,6 +78,7 @@ def context_features(req: Request, n_candidates: int) -> FloatArray:
         for g in USER_GEOS
     ]
     ctx += [1.0 if req.data_locality else 0.0, n_candidates / MAX_CANDIDATES]
+    ctx.append(tail_rtt_ms(req.placed_rtt_ms, _users(req)) / _RTT_SCALE_MS)
     out = np.asarray(ctx, dtype=np.float32)
     assert out.shape == (CTX_DIM,)
     return out
@@ -74,7 +95,8 @@ def _ranks(values: Sequence[float]) -> list[float]:
 
 def candidate_features(req: Request, cands: Sequence[Candidate]) -> FloatArray:
     """The per-candidate part of the observation (``len(cands) x CAND_DIM``)."""
-    users = req.user_weights() or tuple((g, 1.0 / len(USER_GEOS)) for g in USER_GEOS)
+    users = _users(req)
+    tail_now = tail_rtt_ms(req.placed_rtt_ms, users)
     costs = [c.cost_per_hour(req) for c in cands]
     eff = [c.speed / (k + 1e-3) for c, k in zip(cands, costs, strict=True)]
     min_cost = min(costs, default=0.0)
@@ -90,6 +112,10 @@ def candidate_features(req: Request, cands: Sequence[Candidate]) -> FloatArray:
             / _RTT_SCALE_MS
         )
         marginal.append(gain)
+        after = {
+            g: min(c.rtt_ms.get(g, _FAR_MS), req.placed_rtt_ms.get(g, _FAR_MS)) for g in USER_GEOS
+        }
+        tail = tail_rtt_ms(after, users)
         band = c.interruption_band if c.interruption_band is not None else 0
         if locality_cloud and c.cloud == locality_cloud:
             locality = 1.0 if c.region == locality_region else 0.5
@@ -115,6 +141,8 @@ def candidate_features(req: Request, cands: Sequence[Candidate]) -> FloatArray:
                 c.reliability,
                 1.0 if c.edge else 0.0,
                 c.gpus_free / c.gpus if c.gpus else 0.0,
+                tail / _RTT_SCALE_MS,
+                (tail_now - tail) / _RTT_SCALE_MS,
                 0.0,
                 0.0,
             ]

@@ -6,16 +6,19 @@ decision by decision, every distinct kind of feasible bid (one per zone, instanc
 spot and price: bids of one kind differ only in background load), re-runs the whole
 scenario with that one choice changed and keeps it when the run's reward improves;
 ``passes`` sweeps. The result is the best trajectory found: (observation, mask, slot) at
-each decision, exactly what ``hyperion.policy.rl`` sees, for behaviour cloning.
+each decision, exactly what ``hyperion.policy.rl`` sees, plus what the search measured
+every slot's kind of bid to be worth there (the other decisions fixed): soft targets
+for behaviour cloning, which teach the network how much worse the other choices are,
+not only which one won.
 
 With ``worlds=1`` the search sees the scenario's own random draws (when spot nodes are
 reclaimed, which requests burst): a clairvoyant teacher, part of whose gain no policy
-can learn. With ``worlds=W > 1`` a choice is scored by
-its mean reward over the scenario and ``W - 1`` re-draws of its chance (module
-``scenario.redraw``: same fleet and users, other reclamations and bursts), so it keeps
-what pays on average; only the decisions at t = 0 are searched then, since later ones
-(re-tenders) differ from world to world. It runs on training seeds only (the caller's
-range is checked), never on validation or test seeds. Pure: no I/O.
+can learn. With ``worlds=W > 1`` a choice is scored by its mean reward over ``W``
+re-draws of the scenario's chance, never its own (module ``scenario.redraw``: same
+fleet and users, other reclamations and bursts), so it keeps what pays on average:
+the planner of module ``headroom``. Only the decisions at t = 0 are searched then,
+since later ones (re-tenders) differ from world to world. It runs on training seeds
+only (the caller's range is checked), never on validation or test seeds. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hyperion.policy.model import Candidate, Decision, NoFit, Request
-from hyperion.policy.rl import observation, shortlist
+from hyperion.policy.rl import MAX_CANDIDATES, observation, shortlist
 from hyperion.sim.fleet import scenario as scenarios
 from hyperion.sim.fleet import seeds
 from hyperion.sim.fleet.baselines import SkyPilotLikePolicy
@@ -36,6 +39,8 @@ from hyperion.sim.fleet.run import RunMetrics, run
 MAX_SEARCHED_DECISIONS = 12  # re-tenders late in a storm run are left to the start policy
 
 Sample = tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], int]
+# a teacher's sample: observation, mask, chosen slot, each slot's value (NaN: unknown)
+Labelled = tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], int, npt.NDArray[np.float32]]
 
 
 def _kind(c: Candidate) -> tuple[object, ...]:
@@ -52,6 +57,8 @@ class _Scripted:
         self.override = override
         self.start = SkyPilotLikePolicy()
         self.options: list[list[str]] = []  # per decision: one node id per kind of bid
+        self.slot_kinds: list[list[str]] = []  # per decision: each slot's kind (its option)
+        self.chosen: list[str | None] = []  # per decision: the node id picked
         self.samples: list[Sample | None] = []
 
     def observe_preemption(self, workload_id: str, cloud_region: str) -> None:
@@ -64,6 +71,7 @@ class _Scripted:
         for i in slots:
             kinds.setdefault(_kind(cands[i]), cands[i].node_id)
         self.options.append(list(kinds.values()))
+        self.slot_kinds.append([kinds[_kind(cands[i])] for i in slots])
         out: Decision | NoFit | None = None
         want = self.override.get(k)
         if want is not None:
@@ -73,6 +81,7 @@ class _Scripted:
             )
         if out is None:
             out = self.start.choose(req, cands, tender_id)
+        self.chosen.append(out.node_id if isinstance(out, Decision) else None)
         if isinstance(out, Decision) and out.index in slots:
             obs, mask = observation(req, cands, slots)
             self.samples.append((obs, mask, slots.index(out.index)))
@@ -88,27 +97,71 @@ def run_scripted(sc: scenarios.Scenario, override: dict[int, str]) -> tuple[RunM
 
 
 @dataclass(frozen=True, slots=True)
+class Plan:
+    """What the search settled on for one training scenario, kept apart from any
+    observation layout: the decisions it changed (index -> node id) and what every
+    option it tried was worth (decision -> option's node id -> mean reward). Replaying
+    it (``labelled``) rebuilds the samples with the features of the code at hand, so a
+    change of features costs one run per scenario, not a new search."""
+
+    seed: int
+    override: dict[int, str]
+    values: dict[int, dict[str, float]]
+
+
+def labelled(plan: Plan) -> tuple[Labelled, ...]:
+    """Replay ``plan`` on its scenario: at each decision of the run, the observation,
+    mask, slot taken and each slot's value (NaN where the search did not measure it).
+    ValueError when the replay does not make the plan's choices (a plan made by other
+    scenario code)."""
+    _, pol = run_scripted(scenarios.make(plan.seed), plan.override)
+    for k, want in plan.override.items():
+        if k >= len(pol.chosen) or pol.chosen[k] != want:
+            raise ValueError(f"scenario {plan.seed}: decision {k} cannot take {want!r}")
+    out: list[Labelled] = []
+    for k, x in enumerate(pol.samples):
+        if x is None:
+            continue
+        values = np.full(MAX_CANDIDATES, np.nan, dtype=np.float32)
+        seen = plan.values.get(k)
+        if seen is not None:
+            for j, option in enumerate(pol.slot_kinds[k]):
+                values[j] = seen.get(option, np.nan)
+        out.append((*x, values))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class SearchResult:
     seed: int
     start_reward: float
     best_reward: float
     runs: int
-    samples: tuple[Sample, ...]
+    plan: Plan
+
+    @property
+    def samples(self) -> tuple[Labelled, ...]:
+        return labelled(self.plan)
 
 
 def search(seed: int, *, passes: int = 1, worlds: int = 1) -> SearchResult:
     """The best trajectory the coordinate search finds on training scenario ``seed``,
-    scoring each choice on ``worlds`` draws of the scenario's chance (1: its own)."""
+    with what each searched choice was worth: scored on the scenario's own draws
+    (``worlds=1``, clairvoyant) or on ``worlds`` re-draws of its chance, never its own
+    (``worlds > 1``: the planner of module ``headroom``, which plans for what a policy
+    can know)."""
     if seed not in seeds.TRAIN:
         raise ValueError("the search teacher runs on training seeds only")
     if passes < 1 or worlds < 1:
         raise ValueError("passes and worlds must be positive")
     sc = scenarios.make(seed)
-    others = [scenarios.redraw(sc, k) for k in range(1, worlds)]
-    limit = MAX_SEARCHED_DECISIONS if worlds == 1 else sc.service.replicas + 1
-    found = coordinate_search(sc, [sc, *others], passes=passes, limit=limit)
-    samples = tuple(s for s in found.policy.samples if s is not None)
-    return SearchResult(seed, found.start_value, found.best_value, found.runs, samples)
+    if worlds == 1:
+        found = coordinate_search(sc, [sc], passes=passes, limit=MAX_SEARCHED_DECISIONS)
+    else:
+        others = [scenarios.redraw(sc, k) for k in range(1, worlds + 1)]
+        found = coordinate_search(sc, others, passes=passes, limit=sc.service.replicas + 1)
+    plan = Plan(seed, found.override, found.values)
+    return SearchResult(seed, found.start_value, found.best_value, found.runs, plan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +176,7 @@ class Found:
     runs: int
     metrics: RunMetrics
     policy: _Scripted
+    values: dict[int, dict[str, float]]  # decision -> option (node id) -> its mean reward
 
 
 def coordinate_search(
@@ -142,13 +196,15 @@ def coordinate_search(
     m, pol = run_scripted(sc, {})
     start = best = value({})
     override: dict[int, str] = {}
+    values: dict[int, dict[str, float]] = {}
     for _ in range(passes):
         improved = False
         k = 0
         while k < min(len(pol.options), limit):  # a choice can end a run's
+            values[k] = {}
             for node_id in pol.options[k]:  # re-tenders, so the count can shrink
                 trial = {**override, k: node_id}
-                v = value(trial)
+                v = values[k][node_id] = value(trial)
                 if v > best + 1e-9:
                     best, override, improved = v, trial, True
             m, pol = run_scripted(sc, override)  # options of later decisions follow the choice
@@ -156,4 +212,4 @@ def coordinate_search(
             k += 1
         if not improved:
             break
-    return Found(override, start, best, runs, m, pol)
+    return Found(override, start, best, runs, m, pol, values)

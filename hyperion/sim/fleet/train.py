@@ -21,8 +21,9 @@ curve (PNG) beside it. Needs the ``rl`` extra; this module is imported lazily.
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from torch import nn
 from hyperion.policy.rl import CAND_DIM, CTX_DIM, FEATURES_VERSION, MAX_CANDIDATES, MlpWeights
 from hyperion.sim.fleet import seeds
 from hyperion.sim.fleet.env import FleetEnv
+from hyperion.sim.fleet.expert import Plan
 
 HIDDEN = 64
 
@@ -167,21 +169,33 @@ class _Checkpoints(BaseCallback):
         self.log.flush()
 
 
-Dataset = tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.int64]]
+# observations, masks, the teacher's slots, and each slot's value where the teacher
+# measured it (NaN elsewhere; a row of NaN is a plain label)
+Dataset = tuple[
+    npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.float32]
+]
 
 
-def search_dataset(
+def _no_values(n: int) -> npt.NDArray[np.float32]:
+    return np.full((n, MAX_CANDIDATES), np.nan, dtype=np.float32)
+
+
+def _check_training(scenario_seeds: range | Sequence[int]) -> None:
+    if any(x not in seeds.TRAIN for x in scenario_seeds):
+        raise ValueError("behaviour cloning draws training seeds only")
+
+
+def search_plans(
     scenario_seeds: range, jobs: int = 1, worlds: int = 1
-) -> tuple[Dataset, dict[str, float]]:
-    """The search teacher's best trajectories (module ``expert``, scoring choices on
-    ``worlds`` draws of each scenario's chance) on ``scenario_seeds`` (training seeds),
-    in ``jobs`` processes; and a summary of what the search found."""
+) -> tuple[list[Plan], dict[str, float]]:
+    """The search teacher's plans (module ``expert``, scoring choices on ``worlds``
+    draws of each scenario's chance) on ``scenario_seeds`` (training seeds), in ``jobs``
+    processes; and a summary of what the search found."""
     import functools
 
     from hyperion.sim.fleet.expert import SearchResult, search
 
-    if scenario_seeds.start < seeds.TRAIN.start or scenario_seeds.stop > seeds.TRAIN.stop:
-        raise ValueError("behaviour cloning draws training seeds only")
+    _check_training(scenario_seeds)
     teacher = functools.partial(search, worlds=worlds)
     results: list[SearchResult]
     if jobs > 1:
@@ -191,55 +205,98 @@ def search_dataset(
             results = pool.map(teacher, scenario_seeds, chunksize=4)
     else:
         results = [teacher(s) for s in scenario_seeds]
-    samples = [x for r in results for x in r.samples]
-    data = (
-        np.stack([x[0] for x in samples]),
-        np.stack([x[1] for x in samples]),
-        np.asarray([x[2] for x in samples], dtype=np.int64),
-    )
     summary = {
         "search_start_reward": round(float(np.mean([r.start_reward for r in results])), 4),
         "search_best_reward": round(float(np.mean([r.best_reward for r in results])), 4),
         "search_runs": int(sum(r.runs for r in results)),
     }
-    return data, summary
+    return [r.plan for r in results], summary
 
 
-def save_dataset(path: Path, data: Dataset, summary: dict[str, float]) -> None:
-    """Write a behaviour-cloning dataset (and what the teacher found) for reuse."""
-    np.savez_compressed(
-        path,
-        obs=data[0],
-        mask=data[1],
-        act=data[2],
-        features_version=np.int64(FEATURES_VERSION),
-        summary=np.asarray(json.dumps(summary)),
+def plans_dataset(plans: Sequence[Plan]) -> Dataset:
+    """Replay ``plans`` into cloning data with this code's observation (one run per
+    scenario); ValueError if a plan does not replay."""
+    from hyperion.sim.fleet.expert import labelled
+
+    _check_training([p.seed for p in plans])
+    samples = [x for p in plans for x in labelled(p)]
+    if not samples:
+        raise ValueError("the plans hold no decision")
+    return (
+        np.stack([x[0] for x in samples]),
+        np.stack([x[1] for x in samples]),
+        np.asarray([x[2] for x in samples], dtype=np.int64),
+        np.stack([x[3] for x in samples]),
     )
 
 
-def load_dataset(path: Path) -> tuple[Dataset, dict[str, float]]:
-    """Read a dataset written by ``save_dataset``; ValueError if it is not one, or was
-    made for another observation layout."""
-    width = CTX_DIM + MAX_CANDIDATES * CAND_DIM
+def save_plans(path: Path, plans: Sequence[Plan], summary: dict[str, float]) -> None:
+    """Write the search teacher's plans (and what it found) for reuse: JSON in an
+    ``.npz``, independent of the observation layout."""
+    doc = [
+        {
+            "seed": p.seed,
+            "override": {str(k): v for k, v in p.override.items()},
+            "values": {str(k): v for k, v in p.values.items()},
+        }
+        for p in plans
+    ]
+    np.savez_compressed(
+        path, plans=np.asarray(json.dumps(doc)), summary=np.asarray(json.dumps(summary))
+    )
+
+
+def load_plans(path: Path) -> tuple[list[Plan], dict[str, float]]:
+    """Read plans written by ``save_plans``; ValueError if the file is not such a file."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            version = int(z["features_version"])
-            obs = z["obs"].astype(np.float32)
-            mask = z["mask"].astype(np.bool_)
-            act = z["act"].astype(np.int64)
+            doc = json.loads(str(z["plans"]))
             summary = json.loads(str(z["summary"]))
-    except (OSError, KeyError, ValueError, TypeError) as e:
+        plans = [
+            Plan(
+                int(d["seed"]),
+                {_index(k): _node(v) for k, v in d["override"].items()},
+                {
+                    _index(k): {_node(n): _value(x) for n, x in opts.items()}
+                    for k, opts in d["values"].items()
+                },
+            )
+            for d in doc
+        ]
+    except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
         raise ValueError(f"cannot read cloning data {path}: {e}") from e
-    if version != FEATURES_VERSION:
-        raise ValueError(f"{path}: feature layout {version}, this code uses {FEATURES_VERSION}")
-    n = act.shape[0] if act.ndim == 1 else -1
-    if obs.shape != (n, width) or mask.shape != (n, MAX_CANDIDATES) or n <= 0:
-        raise ValueError(f"{path}: arrays do not have the observation's shapes")
-    if (act < 0).any() or (act >= MAX_CANDIDATES).any() or not mask[np.arange(n), act].all():
-        raise ValueError(f"{path}: a teacher's choice is out of range or masked")
-    if not isinstance(summary, dict):
-        raise ValueError(f"{path}: summary is not an object")
-    return (obs, mask, act), summary
+    if not isinstance(summary, dict) or not plans:
+        raise ValueError(f"{path}: no plans, or the summary is not an object")
+    _check_training([p.seed for p in plans])
+    return plans, summary
+
+
+def _index(text: str) -> int:
+    k = int(text)
+    if k < 0:
+        raise ValueError(f"decision index {k} is negative")
+    return k
+
+
+def _node(v: object) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"node id {v!r} is not a string")
+    return v
+
+
+def _value(v: object) -> float:
+    if not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"value {v!r} is not a finite number")
+    return float(v)
+
+
+def load_dataset(path: Path) -> tuple[Dataset, dict[str, float]]:
+    """Plans from ``path`` replayed into cloning data; ValueError if they cannot be."""
+    plans, summary = load_plans(path)
+    try:
+        return plans_dataset(plans), summary
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
 
 
 def clone_dataset(teacher: str, scenario_seeds: range) -> Dataset:
@@ -252,8 +309,7 @@ def clone_dataset(teacher: str, scenario_seeds: range) -> Dataset:
     from hyperion.sim.fleet.bench import make_policy
     from hyperion.sim.fleet.run import FleetSim
 
-    if scenario_seeds.start < seeds.TRAIN.start or scenario_seeds.stop > seeds.TRAIN.stop:
-        raise ValueError("behaviour cloning draws training seeds only")
+    _check_training(scenario_seeds)
     obs_l, mask_l, act_l = [], [], []
     for s in scenario_seeds:
         sim = FleetSim(scenario.make(s))
@@ -273,7 +329,32 @@ def clone_dataset(teacher: str, scenario_seeds: range) -> Dataset:
                 mask_l.append(mask)
                 act_l.append(slots.index(out.index))
             sim.apply(out)
-    return np.stack(obs_l), np.stack(mask_l), np.asarray(act_l, dtype=np.int64)
+    return (
+        np.stack(obs_l),
+        np.stack(mask_l),
+        np.asarray(act_l, dtype=np.int64),
+        _no_values(len(act_l)),
+    )
+
+
+def clone_targets(data: Dataset, temperature: float) -> npt.NDArray[np.float32]:
+    """Per decision, the distribution the actor is fitted to: where the teacher measured
+    every feasible slot's value, ``softmax(value / temperature)`` over them (a choice
+    ``temperature`` worse in mean reward gets 1/e of the weight); elsewhere the
+    teacher's slot alone."""
+    if temperature <= 0:
+        raise ValueError("temperature must be positive")
+    _, mask, act, values = data
+    n = act.shape[0]
+    target = np.zeros((n, MAX_CANDIDATES), dtype=np.float32)
+    target[np.arange(n), act] = 1.0
+    valued = np.where(mask, np.isfinite(values), True).all(axis=1) & np.isfinite(values).any(axis=1)
+    if valued.any():
+        v = np.where(mask[valued], values[valued], -np.inf) / temperature
+        v -= v.max(axis=1, keepdims=True)
+        e = np.exp(v)
+        target[valued] = e / e.sum(axis=1, keepdims=True)
+    return target
 
 
 def behaviour_clone(
@@ -283,14 +364,17 @@ def behaviour_clone(
     epochs: int = 30,
     lr: float = 3e-3,
     seed: int = 0,
-) -> float:
-    """Fit the actor's masked logits to the teacher's choices (cross-entropy); return
-    the final training accuracy."""
+    temperature: float = 0.02,
+) -> dict[str, float]:
+    """Fit the actor's masked logits to the teacher (cross-entropy with
+    ``clone_targets``); return the final training accuracy (the teacher's slot is the
+    argmax) and regret (where values are known: the best value less the value of the
+    argmax, in mean reward)."""
     net = model.policy.mlp_extractor
     assert isinstance(net, CandidateNet)
     obs = torch.as_tensor(data[0])
     mask = torch.as_tensor(data[1])
-    act = torch.as_tensor(data[2])
+    target = torch.as_tensor(clone_targets(data, temperature))
     opt = torch.optim.Adam(
         [*net.l1.parameters(), *net.l2.parameters(), *net.l3.parameters()], lr=lr
     )
@@ -299,13 +383,21 @@ def behaviour_clone(
     for _ in range(epochs):
         for idx in torch.randperm(n, generator=gen).split(256):
             logits = net.forward_actor(obs[idx]).masked_fill(~mask[idx], -1e9)
-            loss = nn.functional.cross_entropy(logits, act[idx])
+            loss = -(target[idx] * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
     with torch.no_grad():
-        pred = net.forward_actor(obs).masked_fill(~mask, -1e9).argmax(dim=1)
-    return float((pred == act).float().mean())
+        pred = net.forward_actor(obs).masked_fill(~mask, -1e9).argmax(dim=1).numpy()
+    values = data[3]
+    rows = np.isfinite(values[np.arange(n), pred]) & np.isfinite(values).any(axis=1)
+    best = np.nanmax(np.where(data[1], values, np.nan)[rows], axis=1) if rows.any() else []
+    regret = float(np.mean(best - values[rows, pred[rows]])) if rows.any() else 0.0
+    return {
+        "clone_accuracy": round(float((pred == data[2]).mean()), 4),
+        "clone_regret": round(regret, 5),
+        "clone_valued": int(rows.sum()),
+    }
 
 
 def train(
@@ -323,6 +415,7 @@ def train(
     ent_coef: float = 0.0,
     jobs: int = 1,
     clone_epochs: int = 60,
+    clone_temperature: float = 0.02,
     teacher_worlds: int = 1,
     clone_data: Path | None = None,
     loaded: tuple[Dataset, dict[str, float]] | None = None,
@@ -369,6 +462,7 @@ def train(
         "clone_scenarios": clone_scenarios if clone else 0,
         "teacher_worlds": teacher_worlds if clone == "search" else None,
         "clone_data": str(clone_data) if clone == "search" and clone_data else None,
+        "clone_temperature": clone_temperature if clone == "search" else None,
         "learning_rate": learning_rate,
         "ent_coef": ent_coef,
     }
@@ -384,16 +478,19 @@ def train(
             if clone == "search" and clone_data is not None:
                 data, found = loaded if loaded is not None else load_dataset(clone_data)
             elif clone == "search":
-                data, found = search_dataset(range(start, seeds.TRAIN.stop), jobs, teacher_worlds)
-                save_dataset(out.with_suffix(".clone.npz"), data, found)
+                plans, found = search_plans(range(start, seeds.TRAIN.stop), jobs, teacher_worlds)
+                save_plans(out.with_suffix(".clone.npz"), plans, found)
+                data = plans_dataset(plans)
             else:
                 data = clone_dataset(clone, range(start, seeds.TRAIN.stop))
-            acc = behaviour_clone(model, data, seed=seed, epochs=clone_epochs)
+            fit = behaviour_clone(
+                model, data, seed=seed, epochs=clone_epochs, temperature=clone_temperature
+            )
             row = {
                 **found,
                 "clone": clone,
                 "clone_decisions": int(data[2].size),
-                "clone_accuracy": round(acc, 4),
+                **fit,
                 "clone_wall_s": round(time.monotonic() - t0, 1),
             }
             log.write(json.dumps(row) + "\n")
