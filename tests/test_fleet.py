@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hyperion.policy import RulesPolicy
+from hyperion.policy.model import Decision
 from hyperion.policy.plugins import violates_hard_constraints
 from hyperion.policy.rl import MAX_CANDIDATES
 from hyperion.sim.fleet import data, scenario, seeds
@@ -68,6 +69,29 @@ def test_run_metrics_are_sane_and_placements_are_checked() -> None:
     assert math.isfinite(m.bert_completion_min) and m.bert_cost_usd > 0
 
 
+def test_tender_tells_the_capacity_already_near_each_user_geography() -> None:
+    from hyperion.policy.model import NEAR_MS
+
+    sc = scenario.make(5)
+    sim = FleetSim(sc)
+    figs = data.service_figures()
+    placed: list[int] = []
+    while (p := sim.next_decision()) is not None and p.workload is sc.service:
+        want: dict[str, float] = {}
+        for i in placed:
+            n = sc.nodes[i]
+            for g, rtt in n.rtt_ms().items():  # per geography and per metro
+                if rtt <= NEAR_MS:
+                    speed = figs.inference_ms[data.REFERENCE_GPU] / figs.inference_ms[n.gpu_model]
+                    want[g] = want.get(g, 0.0) + speed
+        assert dict(p.request.placed_capacity) == pytest.approx(want)
+        out = RulesPolicy().choose(p.request, p.candidates, p.tender_id)
+        assert isinstance(out, Decision)
+        placed.append(p.nodes[out.index])
+        sim.apply(out)
+    assert len(placed) == sc.service.replicas
+
+
 def test_static_runs_only_in_its_home_region_on_demand() -> None:
     sc = scenario.make(3)
     pool = scenario.static_pool(sc)
@@ -114,6 +138,7 @@ def test_policy_train_cli_refuses_bad_teacher_options(tmp_path: Path) -> None:
     bad.write_bytes(b"not a dataset")
     for argv in (
         ["--teacher-worlds", "0"],
+        ["--clone-temperature", "0"],
         ["--clone-data", str(tmp_path / "missing.npz")],
         ["--clone", "skypilot-like", "--clone-data", str(bad)],
     ):
@@ -170,6 +195,22 @@ def test_behaviour_cloning_dataset_is_training_only_and_matches_the_teacher() ->
     assert obs.shape[0] == mask.shape[0] == act.shape[0] == values.shape[0] > 0
     assert mask[np.arange(act.size), act].all()  # the teacher's pick is never masked
     assert np.isnan(values).all()  # a heuristic teacher gives labels, not values
+
+
+def test_decision_weights_follow_what_is_at_stake() -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sb3_contrib")
+    from hyperion.sim.fleet.train import decision_weights
+
+    k = MAX_CANDIDATES
+    mask = np.zeros((3, k), dtype=np.bool_)
+    mask[:, :2] = True
+    values = np.full((3, k), np.nan, dtype=np.float32)
+    values[0, :2] = [1.0, 1.0]  # nothing at stake
+    values[1, :2] = [1.0, 2.0]  # a whole unit of reward
+    data = (np.zeros((3, 1), dtype=np.float32), mask, np.zeros(3, dtype=np.int64), values)
+    # spreads (best less mean) 0 and 0.5, over their mean 0.25; the plain label gets 1
+    assert decision_weights(data).tolist() == pytest.approx([0.0, 2.0, 1.0])
 
 
 def test_clone_targets_weigh_options_by_value_and_keep_plain_labels() -> None:

@@ -447,7 +447,12 @@ def test_tail_rtt_is_set_by_the_farthest_users_above_one_percent() -> None:
 
 
 def test_rl_features_value_covering_the_tail() -> None:
-    from hyperion.policy.rl import CTX_DIM, candidate_features, context_features
+    from hyperion.policy.rl import (
+        CANDIDATE_FEATURES,
+        CONTEXT_FEATURES,
+        candidate_features,
+        context_features,
+    )
 
     r = req(
         users=(("US", 0.9), ("APAC", 0.1)),
@@ -455,8 +460,43 @@ def test_rl_features_value_covering_the_tail() -> None:
     )
     near_apac = cand("tokyo", rtt_ms={"US": 150.0, "APAC": 30.0})
     near_us = cand("ohio", rtt_ms={"US": 15.0, "APAC": 210.0})
-    assert context_features(r, 2)[CTX_DIM - 1] == pytest.approx(2.0)  # APAC at 200 ms
+    ctx = context_features(r, 2)
+    assert ctx[CONTEXT_FEATURES.index("tail_rtt")] == pytest.approx(2.0)  # APAC at 200 ms
     feats = candidate_features(r, [near_apac, near_us])
-    tail, gain = feats[:, -4], feats[:, -3]
+    tail = feats[:, CANDIDATE_FEATURES.index("tail_rtt_after")]
+    gain = feats[:, CANDIDATE_FEATURES.index("tail_rtt_gain")]
     assert tail.tolist() == pytest.approx([0.3, 2.0])  # Tokyo brings the APAC tail to 30 ms
     assert gain.tolist() == pytest.approx([1.7, 0.0])
+
+
+def test_uncovered_demand_counts_users_without_enough_capacity_near_them() -> None:
+    from hyperion.policy.rl import uncovered
+
+    r = req(replicas=4, users=(("US", 0.75), ("EU", 0.25)))
+    assert uncovered(r, {}) == pytest.approx(1.0)  # nothing placed: everyone uncovered
+    assert uncovered(r, {"US": 3.0, "EU": 1.0}) == pytest.approx(0.0)  # 3 + 1 units needed
+    assert uncovered(r, {"US": 1.5}) == pytest.approx(0.75 * 0.5 + 0.25)
+    assert uncovered(r, {"US": 30.0}) == pytest.approx(0.25)  # surplus elsewhere does not count
+
+
+def test_placed_capacity_is_validated() -> None:
+    with pytest.raises(ValueError):
+        req(placed_capacity={"US": -1.0})
+    with pytest.raises(ValueError):
+        req(placed_capacity={"US": float("nan")})
+
+
+def test_user_locations_are_geographies_or_metros_and_rtts_fall_back_to_the_geography() -> None:
+    from hyperion.policy.model import location_rtt
+
+    r = req(users=(("US:virginia", 3.0), ("US:california", 1.0), ("EU", 1.0)))
+    assert r.geography_weights() == pytest.approx({"US": 0.8, "EU": 0.2})
+    for bad in ("XX", "XX:paris", "US:", "US:Bad_Place", "US:a:b"):
+        with pytest.raises(ValueError, match="user location"):
+            req(users=((bad, 1.0),))
+    rtts = {"US": 50.0, "US:virginia": 5.0}
+    assert location_rtt(rtts, "US:virginia", 300.0) == 5.0
+    assert location_rtt(rtts, "US:california", 300.0) == 50.0  # a node measuring per geography
+    assert location_rtt(rtts, "EU:london", 300.0) == 300.0
+    near = cand("n", rtt_ms=rtts)
+    assert near.user_rtt_ms(r) == pytest.approx(0.6 * 5.0 + 0.2 * 50.0 + 0.2 * 300.0)

@@ -80,6 +80,7 @@ def requests(draw: st.DrawFn) -> Request:
         goal=draw(st.sampled_from(GOALS)),
         users=tuple(draw(st.lists(st.tuples(geos, finite), max_size=3))),
         placed_rtt_ms=draw(rtts),
+        placed_capacity=draw(rtts),
     )
 
 
@@ -355,6 +356,7 @@ MANY = codec.MAX_SCHED_ITEMS + 1
         ),
         pytest.param(_tender(request=_req(placed_rtt_ms={"EU": NAN})), id="nan-placed-rtt"),
         pytest.param(_tender(request=_req(placed_rtt_ms={"EU": -1.0})), id="negative-placed-rtt"),
+        pytest.param(_tender(request=_req(placed_capacity={"EU": NAN})), id="nan-placed-capacity"),
         # candidate
         pytest.param(_bid(candidate=_cand(price_per_hour=NAN)), id="nan-price"),
         pytest.param(_bid(candidate=_cand(price_per_hour=INF)), id="infinite-price"),

@@ -187,6 +187,13 @@ def policy_train(
             help="Reward difference that weighs a search teacher's option e times less.",
         ),
     ] = 0.02,
+    clone_weighted: Annotated[
+        bool,
+        typer.Option(
+            "--clone-weighted/--clone-unweighted",
+            help="Weigh a search teacher's decisions by how much their options' values differ.",
+        ),
+    ] = True,
     clone_data: Annotated[
         Path | None,
         typer.Option("--clone-data", help="Reuse a search dataset (OUT.clone.npz of a run)."),
@@ -246,6 +253,7 @@ def policy_train(
         jobs=jobs,
         clone_epochs=clone_epochs,
         clone_temperature=clone_temperature,
+        clone_weighted=clone_weighted,
         teacher_worlds=teacher_worlds,
         clone_data=clone_data,
         loaded=loaded,

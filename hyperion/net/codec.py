@@ -506,6 +506,7 @@ def _sched_request_pb(r: model.Request) -> wire_pb2.SchedRequest:
         goal=r.goal,
         users=[wire_pb2.SchedUser(geography=g, weight=w) for g, w in r.users],
         placed_rtt_ms=dict(r.placed_rtt_ms),
+        placed_capacity=dict(r.placed_capacity),
     )
     if r.gpu_model is not None:
         pb.gpu_model = r.gpu_model
@@ -566,6 +567,7 @@ def _sched_request_unchecked(p: wire_pb2.SchedRequest) -> model.Request:
         goal=_text(p.goal, MAX_LABEL_CHARS, "goal"),
         users=tuple(users),
         placed_rtt_ms=_rtts(p.placed_rtt_ms, "placed RTT"),
+        placed_capacity=_rtts(p.placed_capacity, "placed capacity"),
     )
 
 

@@ -401,7 +401,7 @@ class SchedUser(_message.Message):
     def __init__(self, geography: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class SchedRequest(_message.Message):
-    __slots__ = ("workload_id", "replica", "replicas", "kind", "cpu_millis", "memory_bytes", "gpus", "gpu_model", "geographies", "clouds", "node_selector", "affinity", "version_range", "prefer_spot", "data_locality", "goal", "users", "placed_rtt_ms")
+    __slots__ = ("workload_id", "replica", "replicas", "kind", "cpu_millis", "memory_bytes", "gpus", "gpu_model", "geographies", "clouds", "node_selector", "affinity", "version_range", "prefer_spot", "data_locality", "goal", "users", "placed_rtt_ms", "placed_capacity")
     class NodeSelectorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -410,6 +410,13 @@ class SchedRequest(_message.Message):
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     class PlacedRttMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class PlacedCapacityEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -434,6 +441,7 @@ class SchedRequest(_message.Message):
     GOAL_FIELD_NUMBER: _ClassVar[int]
     USERS_FIELD_NUMBER: _ClassVar[int]
     PLACED_RTT_MS_FIELD_NUMBER: _ClassVar[int]
+    PLACED_CAPACITY_FIELD_NUMBER: _ClassVar[int]
     workload_id: str
     replica: int
     replicas: int
@@ -452,7 +460,8 @@ class SchedRequest(_message.Message):
     goal: str
     users: _containers.RepeatedCompositeFieldContainer[SchedUser]
     placed_rtt_ms: _containers.ScalarMap[str, float]
-    def __init__(self, workload_id: _Optional[str] = ..., replica: _Optional[int] = ..., replicas: _Optional[int] = ..., kind: _Optional[str] = ..., cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[int] = ..., gpu_model: _Optional[str] = ..., geographies: _Optional[_Iterable[str]] = ..., clouds: _Optional[_Iterable[str]] = ..., node_selector: _Optional[_Mapping[str, str]] = ..., affinity: _Optional[_Iterable[_Union[SchedAffinityTerm, _Mapping]]] = ..., version_range: _Optional[str] = ..., prefer_spot: _Optional[bool] = ..., data_locality: _Optional[str] = ..., goal: _Optional[str] = ..., users: _Optional[_Iterable[_Union[SchedUser, _Mapping]]] = ..., placed_rtt_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    placed_capacity: _containers.ScalarMap[str, float]
+    def __init__(self, workload_id: _Optional[str] = ..., replica: _Optional[int] = ..., replicas: _Optional[int] = ..., kind: _Optional[str] = ..., cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[int] = ..., gpu_model: _Optional[str] = ..., geographies: _Optional[_Iterable[str]] = ..., clouds: _Optional[_Iterable[str]] = ..., node_selector: _Optional[_Mapping[str, str]] = ..., affinity: _Optional[_Iterable[_Union[SchedAffinityTerm, _Mapping]]] = ..., version_range: _Optional[str] = ..., prefer_spot: _Optional[bool] = ..., data_locality: _Optional[str] = ..., goal: _Optional[str] = ..., users: _Optional[_Iterable[_Union[SchedUser, _Mapping]]] = ..., placed_rtt_ms: _Optional[_Mapping[str, float]] = ..., placed_capacity: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class SchedCandidate(_message.Message):
     __slots__ = ("node_id", "cloud", "region", "zone", "geography", "price_per_hour", "spot", "interruption_band", "rtt_ms", "cpu_millis", "cpu_millis_free", "memory_bytes", "memory_bytes_free", "gpus", "gpus_free", "gpu_model", "load", "reliability", "software_version", "protocol_versions", "labels", "edge", "speed", "replicas_on_node", "replicas_in_zone", "replicas_in_region")

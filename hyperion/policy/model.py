@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -28,6 +29,7 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # as NVIDIA's GPU feature discover
 AFFINITY_OPS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
 MAX_AFFINITY_TERMS = 16
 MAX_EXPRESSIONS = 32
+NEAR_MS = 80.0  # a replica this close (RTT) to a user geography serves it locally
 INTERRUPTION_BANDS = 5  # AWS Spot Advisor: <5%, 5-10%, 10-15%, 15-20%, >20% per month
 
 
@@ -168,7 +170,9 @@ class Request:
     Hard constraints filter; soft preferences score. ``users`` is (geography, weight)
     with weights summing to 1 when present; ``placed_rtt_ms`` is, per user geography,
     the best RTT already offered by running replicas of this workload (the custodian
-    knows where they run), so a latency scorer can value what a new replica adds.
+    knows where they run), so a latency scorer can value what a new replica adds;
+    ``placed_capacity`` is, per user geography, the serving speed (in units of a
+    reference GPU, as ``Candidate.speed``) of the running replicas within ``NEAR_MS``.
     """
 
     workload_id: str
@@ -191,10 +195,12 @@ class Request:
     goal: str = "default"
     users: tuple[tuple[str, float], ...] = ()
     placed_rtt_ms: Mapping[str, float] = field(default_factory=_no_rtts)
+    placed_capacity: Mapping[str, float] = field(default_factory=_no_rtts)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_selector", MappingProxyType(dict(self.node_selector)))
         object.__setattr__(self, "placed_rtt_ms", MappingProxyType(dict(self.placed_rtt_ms)))
+        object.__setattr__(self, "placed_capacity", MappingProxyType(dict(self.placed_capacity)))
         object.__setattr__(self, "geographies", tuple(self.geographies))
         object.__setattr__(self, "clouds", tuple(self.clouds))
         object.__setattr__(self, "users", tuple((g, float(w)) for g, w in self.users))
@@ -211,9 +217,18 @@ class Request:
             raise ValueError("gpu_model given without gpus")
         if self.goal not in GOALS:
             raise ValueError(f"goal {self.goal!r} is not one of {GOALS}")
-        for g in (*self.geographies, *(u for u, _ in self.users)):
+        for g in self.geographies:
             if g not in GEOGRAPHIES:
                 raise ValueError(f"geography {g!r} is not one of {GEOGRAPHIES}")
+        for u, _ in self.users:
+            geo, colon, place = u.partition(":")
+            if geo not in GEOGRAPHIES or (colon and not _PLACE.fullmatch(place)):
+                raise ValueError(
+                    f"user location {u!r} is not a geography ({', '.join(GEOGRAPHIES)}), "
+                    "optionally with :place (lowercase letters, digits, '-')"
+                )
+        if any(not (math.isfinite(v) and v >= 0) for v in self.placed_capacity.values()):
+            raise ValueError("placed capacity must be finite and non-negative")
         if any(not (math.isfinite(w) and w >= 0) for _, w in self.users):
             raise ValueError("user weights must be finite and non-negative")
         if len(self.affinity) > MAX_AFFINITY_TERMS or any(
@@ -226,11 +241,19 @@ class Request:
             raise ValueError(f"data locality {self.data_locality!r} is not cloud:region")
 
     def user_weights(self) -> tuple[tuple[str, float], ...]:
-        """Users normalized to sum 1 (empty when no users are declared)."""
+        """Users per location, normalized to sum 1 (empty when no users are declared)."""
         total = sum(w for _, w in self.users)
         if total <= 0:
             return ()
         return tuple((g, w / total) for g, w in self.users)
+
+    def geography_weights(self) -> dict[str, float]:
+        """``user_weights`` summed per geography."""
+        out: dict[str, float] = {}
+        for u, w in self.user_weights():
+            g = geography_of(u)
+            out[g] = out.get(g, 0.0) + w
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -340,7 +363,7 @@ class Candidate:
         """Demand-weighted RTT from the request's users (the mean RTT when none declared)."""
         weights = req.user_weights()
         if weights:
-            return sum(w * self.rtt_ms.get(g, _FAR_MS) for g, w in weights)
+            return sum(w * location_rtt(self.rtt_ms, g, _FAR_MS) for g, w in weights)
         if self.rtt_ms:
             return sum(self.rtt_ms.values()) / len(self.rtt_ms)
         return _FAR_MS
@@ -350,6 +373,23 @@ _CANDIDATE_FIELDS = tuple(f.name for f in fields(Candidate))
 _set = object.__setattr__  # Candidate is frozen
 
 _FAR_MS = 300.0  # RTT assumed to a geography a node reports nothing for (antipodal)
+_PLACE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def geography_of(location: str) -> str:
+    """The geography of a user location: ``"EU"`` and ``"EU:frankfurt"`` (a metro or
+    site in it) are both in ``"EU"``."""
+    return location.partition(":")[0]
+
+
+def location_rtt(rtts: Mapping[str, float], location: str, default: float) -> float:
+    """The RTT for users at ``location`` from a map keyed by locations and/or
+    geographies: its own entry, else its geography's (a node that measures only per
+    geography still answers a tender whose users are per metro), else ``default``."""
+    v = rtts.get(location)
+    if v is None and ":" in location:
+        v = rtts.get(geography_of(location))
+    return default if v is None else v
 
 
 class Code(enum.Enum):

@@ -32,6 +32,7 @@ from hyperion.policy.model import (
     NoFit,
     Request,
     Status,
+    location_rtt,
 )
 
 MAX_SCORE = 100
@@ -248,9 +249,9 @@ def score_latency(req: Request, c: Candidate) -> float:
         return 0.0  # no users (a batch job): latency does not separate candidates
     total = 0.0
     for g, w in weights:
-        mine = c.rtt_ms.get(g, 300.0)
-        placed = req.placed_rtt_ms.get(g)
-        total += w * (mine if placed is None else min(mine, placed))
+        mine = location_rtt(c.rtt_ms, g, 300.0)
+        placed = location_rtt(req.placed_rtt_ms, g, math.inf)
+        total += w * min(mine, placed)
     return -total
 
 
@@ -341,14 +342,13 @@ def _latency_all(req: Request, cands: Sequence[Candidate]) -> list[float] | None
     if not weights:
         return None  # 0.0 each
     placed_rtt = req.placed_rtt_ms
-    placed = [(g, w, placed_rtt.get(g)) for g, w in weights]
+    placed = [(g, w, location_rtt(placed_rtt, g, math.inf)) for g, w in weights]
     out = []
     for c in cands:
         rtt = c.rtt_ms
         total = 0.0
         for g, w, p in placed:
-            mine = rtt.get(g, 300.0)
-            total += w * (mine if p is None else min(mine, p))
+            total += w * min(location_rtt(rtt, g, 300.0), p)
         out.append(-total)
     return out
 

@@ -25,17 +25,65 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from hyperion.policy.model import GOALS, Candidate, Decision, NoFit, Request
+from hyperion.policy.model import (
+    GOALS,
+    NEAR_MS,
+    Candidate,
+    Decision,
+    NoFit,
+    Request,
+    location_rtt,
+)
 from hyperion.policy.plugins import BAND_MONTHLY_RATE, explain, feasible
 from hyperion.policy.rules import scores, tie_break
 
 FloatArray = npt.NDArray[np.float32]
 
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 MAX_CANDIDATES = 64  # bids one decision scores; beyond, rules pick the 64 best
 USER_GEOS = ("US", "EU", "APAC", "SA")  # the user geographies the fleet model has
-CTX_DIM = 18
-CAND_DIM = 25
+# the observation's columns, by name (context, then per candidate)
+CONTEXT_FEATURES = (
+    *(f"goal_{g}" for g in GOALS),
+    "batch",
+    "prefer_spot",
+    "replica_fraction",
+    "one_over_replicas",
+    *(f"users_{g}" for g in USER_GEOS),
+    *(f"placed_rtt_{g}" for g in USER_GEOS),
+    "data_locality",
+    "candidates",
+    "tail_rtt",
+    "uncovered",
+)
+CANDIDATE_FEATURES = (
+    "log_cost",
+    "log_cost_over_cheapest",
+    "spot",
+    "band",
+    "band_monthly_rate",
+    "log_speed",
+    "log_efficiency_over_best",
+    "user_rtt",
+    "user_rtt_after",
+    *(f"rtt_{g}" for g in USER_GEOS),
+    "locality",
+    "replicas_on_node",
+    "replicas_in_zone",
+    "replicas_in_region",
+    "load",
+    "reliability",
+    "edge",
+    "gpus_free",
+    "tail_rtt_after",
+    "tail_rtt_gain",
+    "uncovered_after",
+    "uncovered_gain",
+    "cost_rank",
+    "user_rtt_after_rank",
+)
+CTX_DIM = len(CONTEXT_FEATURES)
+CAND_DIM = len(CANDIDATE_FEATURES)
 TAIL_QUANTILE = 0.01  # the reward's P99: the slowest 1 % of requests set its latency
 WEIGHTS_FILE = Path(__file__).with_name("rl_weights.npz")
 FEATURE_MAX = 10.0  # every feature is clipped to [-10, 10]
@@ -45,26 +93,43 @@ _FAR_MS = _NO_RTT * _RTT_SCALE_MS
 
 
 def _users(req: Request) -> tuple[tuple[str, float], ...]:
-    """The request's user weights; evenly spread over the geographies when none given."""
+    """The request's user weights per location (a geography, or a metro in one);
+    evenly spread over the geographies when none are given."""
     return req.user_weights() or tuple((g, 1.0 / len(USER_GEOS)) for g in USER_GEOS)
 
 
+def _rtt(rtts: Mapping[str, float], location: str) -> float:
+    return location_rtt(rtts, location, _FAR_MS)
+
+
 def tail_rtt_ms(rtt_ms: Mapping[str, float], users: Sequence[tuple[str, float]]) -> float:
-    """The RTT the slowest ``TAIL_QUANTILE`` of the users see (per geography): walking
-    the geographies from the farthest, the RTT of the one at which their summed weight
-    passes the quantile. A geography with 2 % of the users 200 ms away sets a P99 of
-    at least 200 ms, whatever the mean RTT is; one with 0.5 % does not."""
+    """The RTT the slowest ``TAIL_QUANTILE`` of the users see: walking the user
+    locations from the farthest, the RTT of the one at which their summed weight passes
+    the quantile. A metro with 2 % of the users 200 ms away sets a P99 of at least
+    200 ms, whatever the mean RTT is; one with 0.5 % does not."""
     acc = 0.0
-    for g, w in sorted(users, key=lambda gw: -rtt_ms.get(gw[0], _FAR_MS)):
+    for g, w in sorted(users, key=lambda gw: -_rtt(rtt_ms, gw[0])):
         acc += w
         if acc > TAIL_QUANTILE:
-            return min(rtt_ms.get(g, _FAR_MS), _FAR_MS)
+            return min(_rtt(rtt_ms, g), _FAR_MS)
     return 0.0
+
+
+def uncovered(req: Request, capacity: Mapping[str, float]) -> float:
+    """The share of the service's users whose demand the capacity within ``NEAR_MS``
+    of them cannot absorb: a location with weight ``w`` needs ``w * replicas`` units
+    of reference-GPU speed (each replica's share of the load on a reference GPU)."""
+    out = 0.0
+    for g, w in _users(req):
+        need = w * max(req.replicas, 1)
+        if need > 0:
+            out += w * max(0.0, 1.0 - location_rtt(capacity, g, 0.0) / need)
+    return out
 
 
 def context_features(req: Request, n_candidates: int) -> FloatArray:
     """The request part of the observation (``CTX_DIM`` floats)."""
-    users = dict(req.user_weights())
+    users = req.geography_weights()
     ctx = [1.0 if req.goal == g else 0.0 for g in GOALS]
     ctx += [
         1.0 if req.kind == "batch" else 0.0,
@@ -79,6 +144,7 @@ def context_features(req: Request, n_candidates: int) -> FloatArray:
     ]
     ctx += [1.0 if req.data_locality else 0.0, n_candidates / MAX_CANDIDATES]
     ctx.append(tail_rtt_ms(req.placed_rtt_ms, _users(req)) / _RTT_SCALE_MS)
+    ctx.append(uncovered(req, req.placed_capacity))
     out = np.asarray(ctx, dtype=np.float32)
     assert out.shape == (CTX_DIM,)
     return out
@@ -96,7 +162,9 @@ def _ranks(values: Sequence[float]) -> list[float]:
 def candidate_features(req: Request, cands: Sequence[Candidate]) -> FloatArray:
     """The per-candidate part of the observation (``len(cands) x CAND_DIM``)."""
     users = _users(req)
+    placed = {u: _rtt(req.placed_rtt_ms, u) for u, _ in users}
     tail_now = tail_rtt_ms(req.placed_rtt_ms, users)
+    short_now = uncovered(req, req.placed_capacity)
     costs = [c.cost_per_hour(req) for c in cands]
     eff = [c.speed / (k + 1e-3) for c, k in zip(cands, costs, strict=True)]
     min_cost = min(costs, default=0.0)
@@ -105,17 +173,18 @@ def candidate_features(req: Request, cands: Sequence[Candidate]) -> FloatArray:
     marginal = []
     rows = []
     for c, cost, e in zip(cands, costs, eff, strict=True):
-        rtts = [c.rtt_ms.get(g, 300.0) / _RTT_SCALE_MS for g in USER_GEOS]
-        weighted = sum(w * c.rtt_ms.get(g, 300.0) for g, w in users) / _RTT_SCALE_MS
-        gain = (
-            sum(w * min(c.rtt_ms.get(g, 300.0), req.placed_rtt_ms.get(g, 300.0)) for g, w in users)
-            / _RTT_SCALE_MS
-        )
+        rtts = [_rtt(c.rtt_ms, g) / _RTT_SCALE_MS for g in USER_GEOS]
+        mine = {u: _rtt(c.rtt_ms, u) for u, _ in users}
+        after = {u: min(mine[u], placed[u]) for u, _ in users}
+        weighted = sum(w * mine[u] for u, w in users) / _RTT_SCALE_MS
+        gain = sum(w * after[u] for u, w in users) / _RTT_SCALE_MS
         marginal.append(gain)
-        after = {
-            g: min(c.rtt_ms.get(g, _FAR_MS), req.placed_rtt_ms.get(g, _FAR_MS)) for g in USER_GEOS
-        }
         tail = tail_rtt_ms(after, users)
+        with_c = {
+            u: location_rtt(req.placed_capacity, u, 0.0) + (c.speed if mine[u] <= NEAR_MS else 0.0)
+            for u, _ in users
+        }
+        short = uncovered(req, with_c)
         band = c.interruption_band if c.interruption_band is not None else 0
         if locality_cloud and c.cloud == locality_cloud:
             locality = 1.0 if c.region == locality_region else 0.5
@@ -143,6 +212,8 @@ def candidate_features(req: Request, cands: Sequence[Candidate]) -> FloatArray:
                 c.gpus_free / c.gpus if c.gpus else 0.0,
                 tail / _RTT_SCALE_MS,
                 (tail_now - tail) / _RTT_SCALE_MS,
+                short,
+                short_now - short,
                 0.0,
                 0.0,
             ]

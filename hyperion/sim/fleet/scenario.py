@@ -60,6 +60,7 @@ METROS: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType(
 )
 USER_GEOS = tuple(METROS)
 METRO_NAMES = tuple(m for ms in METROS.values() for m, _ in ms)
+METRO_LOCATIONS = tuple(f"{g}:{m}" for g, ms in METROS.items() for m, _ in ms)  # Request.users
 DATACENTER_GPUS = ("T4", "A10G", "L4", "V100", "V100-32GB", "A100", "A100-80GB", "H100")
 EDGE_MODELS = (  # (model, vcpus, memory GiB)
     ("Jetson-AGX-Orin", 12, 64),
@@ -102,6 +103,13 @@ class Node:
     def cloud_region(self) -> str:
         return f"{self.cloud}:{self.region}"
 
+    def rtt_ms(self) -> dict[str, float]:
+        """RTT from users per geography (the metro mean) and per metro (``geo:metro``,
+        the locations the service's users are given in)."""
+        out = dict(self.rtt_geo_ms)
+        out.update(zip(METRO_LOCATIONS, self.rtt_metro_ms, strict=True))
+        return out
+
     def candidate(
         self,
         *,
@@ -125,7 +133,7 @@ class Node:
             price_per_hour=self.price_per_hour,
             spot=self.spot,
             interruption_band=self.band,
-            rtt_ms=self.rtt_geo_ms,
+            rtt_ms=self.rtt_ms(),
             cpu_millis=self.cpu_millis,
             cpu_millis_free=cpu,
             memory_bytes=self.memory_bytes,
@@ -437,11 +445,7 @@ def make(seed: int) -> Scenario:
         for _ in range(int(rng.integers(0, 3))):
             nodes.append(_edge_node(rng, len(nodes), metro))
     metro_w = _users(rng, family)
-    geo_w: dict[str, float] = {}
-    for name, w in zip(METRO_NAMES, metro_w, strict=True):
-        g = next(g for g, ms in METROS.items() if any(m == name for m, _ in ms))
-        geo_w[g] = geo_w.get(g, 0.0) + float(w)
-    users = tuple((g, round(w, 6)) for g, w in geo_w.items())
+    users = tuple((m, round(float(w), 6)) for m, w in zip(METRO_LOCATIONS, metro_w, strict=True))
 
     replicas = int(rng.integers(3, 9))
     svc_goal = str(rng.choice(["latency", "default", "cost"], p=[0.5, 0.35, 0.15]))

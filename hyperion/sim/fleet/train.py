@@ -6,11 +6,14 @@ are the action distribution directly (sb3's final linear layer is replaced by th
 identity), plus a critic on the context and the mean of the candidates' hidden vectors
 (used in training only). Seeded: torch, numpy and the environments take ``seed``.
 
-By default the actor is first behaviour-cloned from the search teacher's best
-trajectories on training seeds (module ``expert``; any heuristic can be the teacher
-instead), then MaskablePPO fine-tunes it on the run's own reward, the metric the
-benchmark scores. ``baseline="difference"`` subtracts ``skypilot-like``'s reward on the
-same scenario (same objective, less variance; it did not train better here), and
+By default the actor is first behaviour-cloned from the search teacher (module
+``expert``) on training seeds: its plans are replayed into (observation, mask, slot,
+every slot's measured value), and the actor is fitted to a softmax of those values
+(``clone_temperature``), each decision weighted by how much its options' values differ,
+so the few decisions that make or break a run count most (any heuristic can be the
+teacher instead, with plain labels). Then MaskablePPO fine-tunes it on the run's own
+reward, the metric the benchmark scores. ``baseline="difference"`` subtracts
+``skypilot-like``'s reward on the same scenario (same objective, less variance), and
 ``"ratio"`` divides by it, which optimizes the mean *ratio* instead, weighing the cheap
 scenarios that dominate the benchmark's mean far less than the benchmark does.
 Every ``eval_every`` steps the numpy export is scored on validation seeds; the best
@@ -209,6 +212,7 @@ def search_plans(
         "search_start_reward": round(float(np.mean([r.start_reward for r in results])), 4),
         "search_best_reward": round(float(np.mean([r.best_reward for r in results])), 4),
         "search_runs": int(sum(r.runs for r in results)),
+        "teacher_worlds": worlds,
     }
     return [r.plan for r in results], summary
 
@@ -357,6 +361,23 @@ def clone_targets(data: Dataset, temperature: float) -> npt.NDArray[np.float32]:
     return target
 
 
+def decision_weights(data: Dataset) -> npt.NDArray[np.float32]:
+    """How much each decision matters, mean 1: where the teacher measured the options,
+    the spread of their values (best less mean over the feasible slots), so the few
+    decisions that make or break a run outweigh the many where every bid earns the
+    same; decisions with a plain label get the mean."""
+    _, mask, _, values = data
+    valued = np.where(mask, np.isfinite(values), True).all(axis=1) & np.isfinite(values).any(axis=1)
+    spread = np.zeros(len(mask), dtype=np.float64)
+    if valued.any():
+        v = np.where(mask[valued], values[valued], np.nan)
+        spread[valued] = np.nanmax(v, axis=1) - np.nanmean(v, axis=1)
+    mean = spread[valued].mean() if valued.any() and spread[valued].mean() > 0 else 1.0
+    spread[~valued] = mean
+    out: npt.NDArray[np.float32] = (spread / mean).astype(np.float32)
+    return out
+
+
 def behaviour_clone(
     model: MaskablePPO,
     data: Dataset,
@@ -365,6 +386,7 @@ def behaviour_clone(
     lr: float = 3e-3,
     seed: int = 0,
     temperature: float = 0.02,
+    weighted: bool = False,
 ) -> dict[str, float]:
     """Fit the actor's masked logits to the teacher (cross-entropy with
     ``clone_targets``); return the final training accuracy (the teacher's slot is the
@@ -375,6 +397,7 @@ def behaviour_clone(
     obs = torch.as_tensor(data[0])
     mask = torch.as_tensor(data[1])
     target = torch.as_tensor(clone_targets(data, temperature))
+    weight = torch.as_tensor(decision_weights(data) if weighted else np.ones(len(data[2])))
     opt = torch.optim.Adam(
         [*net.l1.parameters(), *net.l2.parameters(), *net.l3.parameters()], lr=lr
     )
@@ -383,7 +406,8 @@ def behaviour_clone(
     for _ in range(epochs):
         for idx in torch.randperm(n, generator=gen).split(256):
             logits = net.forward_actor(obs[idx]).masked_fill(~mask[idx], -1e9)
-            loss = -(target[idx] * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+            nll = -(target[idx] * torch.log_softmax(logits, dim=1)).sum(dim=1)
+            loss = (weight[idx] * nll).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -416,6 +440,7 @@ def train(
     jobs: int = 1,
     clone_epochs: int = 60,
     clone_temperature: float = 0.02,
+    clone_weighted: bool = True,
     teacher_worlds: int = 1,
     clone_data: Path | None = None,
     loaded: tuple[Dataset, dict[str, float]] | None = None,
@@ -460,9 +485,10 @@ def train(
         "baseline": baseline,
         "clone": clone,
         "clone_scenarios": clone_scenarios if clone else 0,
-        "teacher_worlds": teacher_worlds if clone == "search" else None,
+        "teacher_worlds": teacher_worlds if clone == "search" and clone_data is None else None,
         "clone_data": str(clone_data) if clone == "search" and clone_data else None,
         "clone_temperature": clone_temperature if clone == "search" else None,
+        "clone_weighted": clone_weighted if clone == "search" else None,
         "learning_rate": learning_rate,
         "ent_coef": ent_coef,
     }
@@ -484,7 +510,12 @@ def train(
             else:
                 data = clone_dataset(clone, range(start, seeds.TRAIN.stop))
             fit = behaviour_clone(
-                model, data, seed=seed, epochs=clone_epochs, temperature=clone_temperature
+                model,
+                data,
+                seed=seed,
+                epochs=clone_epochs,
+                temperature=clone_temperature,
+                weighted=clone_weighted,
             )
             row = {
                 **found,
