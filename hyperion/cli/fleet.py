@@ -152,12 +152,12 @@ def bench_sidecar(
 
 @policy_app.command("train")
 def policy_train(
-    steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 100_000,
+    steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 40_000,
     seed: Annotated[int, typer.Option("--seed")] = 1,
     out: Annotated[Path, typer.Option("--out", help="Weights file (.npz).")] = Path(
         "rl_weights.npz"
     ),
-    eval_every: Annotated[int, typer.Option("--eval-every", help="Steps between checks.")] = 10_000,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Steps between checks.")] = 5_000,
     clone: Annotated[
         str,
         typer.Option(
@@ -179,7 +179,7 @@ def policy_train(
             help="Re-draws of each scenario's chance the search teacher scores a choice on "
             "(1: the scenario's own draws instead, clairvoyant).",
         ),
-    ] = 1,
+    ] = 2,
     clone_temperature: Annotated[
         float,
         typer.Option(
@@ -200,14 +200,14 @@ def policy_train(
     ] = None,
     n_val: Annotated[
         int, typer.Option("--validation-scenarios", help="Validation seeds per checkpoint.")
-    ] = 100,
+    ] = 300,
     baseline: Annotated[
         str,
         typer.Option(
             "--baseline",
             help="PPO reward: none (the run's reward), difference or ratio to skypilot-like's.",
         ),
-    ] = "none",
+    ] = "difference",
 ) -> None:
     """Train the rl policy with MaskablePPO on training seeds; keep the best checkpoint
     on validation seeds; write OUT, OUT.log.jsonl and OUT.curve.png."""
