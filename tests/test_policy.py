@@ -500,3 +500,15 @@ def test_user_locations_are_geographies_or_metros_and_rtts_fall_back_to_the_geog
     assert location_rtt(rtts, "EU:london", 300.0) == 300.0
     near = cand("n", rtt_ms=rtts)
     assert near.user_rtt_ms(r) == pytest.approx(0.6 * 5.0 + 0.2 * 50.0 + 0.2 * 300.0)
+
+
+def test_with_siblings_tells_where_the_running_replicas_serve_from() -> None:
+    r = req(users=(("US", 0.5), ("EU", 0.5)))
+    east = cand("east", rtt_ms={"US": 20.0, "EU": 90.0}, speed=2.0)
+    west = cand("west", rtt_ms={"US": 60.0, "EU": 150.0}, speed=1.0)
+    frankfurt = cand("fra", rtt_ms={"US": 110.0, "EU": 15.0}, speed=3.0)
+    out = r.with_siblings([east, west, frankfurt])
+    assert dict(out.placed_rtt_ms) == {"US": 20.0, "EU": 15.0}
+    assert dict(out.placed_capacity) == pytest.approx({"US": 3.0, "EU": 3.0})  # within 80 ms
+    assert out.users == r.users and out.workload_id == r.workload_id
+    assert not r.with_siblings([]).placed_rtt_ms

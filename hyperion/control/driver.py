@@ -83,6 +83,7 @@ from hyperion.mesh.crypto import signed_value
 from hyperion.mesh.dht import LookupDone, Record
 from hyperion.mesh.node import MeshNode
 from hyperion.mesh.records import NodeRecord
+from hyperion.policy.model import Candidate
 from hyperion.runtime.pods import PodManager
 
 log = logging.getLogger("hyperion.control")
@@ -202,6 +203,7 @@ class ControlDriver:
         self.names: dict[str, str] = {}  # node id -> name
         self.api_addrs: dict[str, str] = {}  # node name -> its Kubernetes API host:port
         self.topology: dict[str, tuple[str, str]] = {}  # name -> (zone, cloud:region)
+        self.bidders: dict[str, Candidate] = {}  # name -> the node as it bids (its record)
         self._wake = asyncio.Event()
         self._was_live: frozenset[str] = frozenset()  # node names, at the last reconcile
         self._gone_since: dict[str, float] = {}  # name -> when it left them
@@ -226,6 +228,7 @@ class ControlDriver:
         self.names[rec.node_id] = rec.name
         self.api_addrs[rec.name] = rec.api_addr
         self.topology[rec.name] = (cand.zone, cand.cloud_region)
+        self.bidders[rec.name] = cand
         if rec.node_id == self.node_id:
             self.scheduler.set_self(cand)
         elif SCHEDULER_PROTOCOL in rec.protocol_versions:  # older nodes cannot bid
@@ -342,6 +345,9 @@ class ControlDriver:
                 self._mark_unschedulable(t.key, str(e), "InvalidRequest")
                 self.custodian.unplaced(t.key, now)
                 continue
+            siblings = [self.bidders[n] for n, _, _ in t.placed if n in self.bidders]
+            if req.kind == "service" and siblings:  # where its replicas already serve from
+                req = req.with_siblings(siblings)
             placed = [(ids.get(n, n), z, r) for n, z, r in t.placed]
             _, fx = self.scheduler.tender(pod_key(t.key), req, mono, placed=placed)
             self._inc("tenders")

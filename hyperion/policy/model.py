@@ -11,6 +11,7 @@ that validates itself, so a bad tender fails where it is built, not inside a sco
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import math
@@ -246,6 +247,20 @@ class Request:
         if total <= 0:
             return ()
         return tuple((g, w / total) for g, w in self.users)
+
+    def with_siblings(self, siblings: Sequence[Candidate]) -> Request:
+        """This request with ``placed_rtt_ms`` and ``placed_capacity`` filled from the
+        nodes its running replicas are on, as those nodes bid: per user location (each
+        key of their ``rtt_ms``) the best RTT, and the summed ``speed`` of those within
+        ``NEAR_MS``. The fleet simulator and the real custodian both tender this way."""
+        placed: dict[str, float] = {}
+        capacity: dict[str, float] = {}
+        for c in siblings:
+            for loc, rtt in c.rtt_ms.items():
+                placed[loc] = min(placed.get(loc, math.inf), rtt)
+                if rtt <= NEAR_MS:
+                    capacity[loc] = capacity.get(loc, 0.0) + c.speed
+        return dataclasses.replace(self, placed_rtt_ms=placed, placed_capacity=capacity)
 
     def geography_weights(self) -> dict[str, float]:
         """``user_weights`` summed per geography."""

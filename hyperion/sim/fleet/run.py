@@ -37,7 +37,7 @@ from typing import Protocol
 
 import numpy as np
 
-from hyperion.policy.model import NEAR_MS, Candidate, Decision, NoFit, Policy, Request
+from hyperion.policy.model import Candidate, Decision, NoFit, Policy, Request
 from hyperion.policy.plugins import violates_hard_constraints
 from hyperion.policy.reward import reward
 from hyperion.sim.fleet import data
@@ -207,18 +207,11 @@ class FleetSim:
         on_node: dict[int, int] = {}
         in_zone: dict[str, int] = {}
         in_region: dict[str, int] = {}
-        placed: dict[str, float] = {}
-        capacity: dict[str, float] = {}
         for r in active:
             n = self.nodes[r.node]
             on_node[r.node] = on_node.get(r.node, 0) + 1
             in_zone[n.zone] = in_zone.get(n.zone, 0) + 1
             in_region[n.cloud_region] = in_region.get(n.cloud_region, 0) + 1
-            if w.kind == "service":
-                for loc, rtt in n.rtt_ms().items():  # per geography and per metro
-                    placed[loc] = min(placed.get(loc, math.inf), rtt)
-                    if rtt <= NEAR_MS:
-                        capacity[loc] = capacity.get(loc, 0.0) + self._speed_service[r.node]
         req = Request(
             workload_id=w.workload_id,
             replica=slot,
@@ -236,9 +229,11 @@ class FleetSim:
             data_locality=w.data_locality,
             goal=w.goal,
             users=w.users,
-            placed_rtt_ms=placed,
-            placed_capacity=capacity,
         )
+        if w.kind == "service":  # where the running replicas serve users from
+            req = req.with_siblings(
+                [self.nodes[r.node].candidate(speed=self._speed_service[r.node]) for r in active]
+            )
         speeds = self._speed_service if w.kind == "service" else self._speed_batch
         cands: list[Candidate] = []
         idx: list[int] = []
