@@ -202,7 +202,6 @@ class ControlDriver:
         self.custodian = Custodian(core.node_id, node_name, rng=random.Random(), rfc3339=rfc3339)
         self.names: dict[str, str] = {}  # node id -> name
         self.api_addrs: dict[str, str] = {}  # node name -> its Kubernetes API host:port
-        self.topology: dict[str, tuple[str, str]] = {}  # name -> (zone, cloud:region)
         self.bidders: dict[str, Candidate] = {}  # name -> the node as it bids (its record)
         self._wake = asyncio.Event()
         self._was_live: frozenset[str] = frozenset()  # node names, at the last reconcile
@@ -227,7 +226,6 @@ class ControlDriver:
         cand = candidate_of(rec)
         self.names[rec.node_id] = rec.name
         self.api_addrs[rec.name] = rec.api_addr
-        self.topology[rec.name] = (cand.zone, cand.cloud_region)
         self.bidders[rec.name] = cand
         if rec.node_id == self.node_id:
             self.scheduler.set_self(cand)
@@ -321,7 +319,7 @@ class ControlDriver:
         named = {nid: name for nid, name in live.items() if name}
         members = Members(
             named,
-            dict(self.topology),
+            {name: (c.zone, c.cloud_region) for name, c in self.bidders.items()},
             self.lapsed,
             quorum_since=self._majority_since(len(named), now),
             gone_since=self._gone(frozenset(named.values()), now),

@@ -56,21 +56,23 @@ class _Scripted:
     def __init__(self, override: dict[int, str]) -> None:
         self.override = override
         self.start = SkyPilotLikePolicy()
-        self.options: list[list[str]] = []  # per decision: one node id per kind of bid
         self.slot_kinds: list[list[str]] = []  # per decision: each slot's kind (its option)
         self.chosen: list[str | None] = []  # per decision: the node id picked
         self.samples: list[Sample | None] = []
+
+    def options(self, k: int) -> list[str]:
+        """Decision ``k``'s options: one node id per kind of bid, in slot order."""
+        return list(dict.fromkeys(self.slot_kinds[k]))
 
     def observe_preemption(self, workload_id: str, cloud_region: str) -> None:
         self.start.observe_preemption(workload_id, cloud_region)
 
     def choose(self, req: Request, cands: Sequence[Candidate], tender_id: str) -> Decision | NoFit:
-        k = len(self.options)
+        k = len(self.slot_kinds)
         slots = shortlist(req, cands, tender_id)
         kinds: dict[tuple[object, ...], str] = {}
         for i in slots:
             kinds.setdefault(_kind(cands[i]), cands[i].node_id)
-        self.options.append(list(kinds.values()))
         self.slot_kinds.append([kinds[_kind(cands[i])] for i in slots])
         out: Decision | NoFit | None = None
         want = self.override.get(k)
@@ -158,8 +160,7 @@ def search(seed: int, *, passes: int = 1, worlds: int = 1) -> SearchResult:
     if worlds == 1:
         found = coordinate_search(sc, [sc], passes=passes, limit=MAX_SEARCHED_DECISIONS)
     else:
-        others = [scenarios.redraw(sc, k) for k in range(1, worlds + 1)]
-        found = coordinate_search(sc, others, passes=passes, limit=sc.service.replicas + 1)
+        found = planner(sc, worlds, passes=passes)
     plan = Plan(seed, found.override, found.values)
     return SearchResult(seed, found.start_value, found.best_value, found.runs, plan)
 
@@ -177,6 +178,13 @@ class Found:
     metrics: RunMetrics
     policy: _Scripted
     values: dict[int, dict[str, float]]  # decision -> option (node id) -> its mean reward
+
+
+def planner(sc: scenarios.Scenario, worlds: int, *, passes: int = 1) -> Found:
+    """The non-clairvoyant planner: the coordinate search over the decisions at t = 0,
+    each choice scored on ``worlds`` re-draws of ``sc``'s chance, never its own."""
+    redraws = [scenarios.redraw(sc, k) for k in range(1, worlds + 1)]
+    return coordinate_search(sc, redraws, passes=passes, limit=sc.service.replicas + 1)
 
 
 def coordinate_search(
@@ -200,9 +208,9 @@ def coordinate_search(
     for _ in range(passes):
         improved = False
         k = 0
-        while k < min(len(pol.options), limit):  # a choice can end a run's
+        while k < min(len(pol.slot_kinds), limit):  # a choice can end a run's
             values[k] = {}
-            for node_id in pol.options[k]:  # re-tenders, so the count can shrink
+            for node_id in pol.options(k):  # re-tenders, so the count can shrink
                 trial = {**override, k: node_id}
                 v = values[k][node_id] = value(trial)
                 if v > best + 1e-9:

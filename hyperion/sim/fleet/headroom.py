@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hyperion.sim.fleet import scenario as scenarios
-from hyperion.sim.fleet.expert import coordinate_search
+from hyperion.sim.fleet.expert import coordinate_search, planner
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +45,8 @@ def headroom(seed: int, *, worlds: int = 2, passes: int = 1) -> Headroom:
     if worlds < 1 or passes < 1:
         raise ValueError("worlds and passes must be positive")
     sc = scenarios.make(seed)
-    limit = sc.service.replicas + 1  # the decisions at t = 0
-    redraws = [scenarios.redraw(sc, k) for k in range(1, worlds + 1)]
-    plan = coordinate_search(sc, redraws, passes=passes, limit=limit)
-    seen = coordinate_search(sc, [sc], passes=passes, limit=limit)
+    plan = planner(sc, worlds, passes=passes)
+    seen = coordinate_search(sc, [sc], passes=passes, limit=sc.service.replicas + 1)
     return Headroom(
         seed=seed,
         family=sc.family,

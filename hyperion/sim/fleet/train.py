@@ -341,6 +341,13 @@ def clone_dataset(teacher: str, scenario_seeds: range) -> Dataset:
     )
 
 
+def _valued(mask: npt.NDArray[np.bool_], values: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Decisions where the teacher measured every feasible slot's value."""
+    known = np.isfinite(values)
+    out: npt.NDArray[np.bool_] = np.where(mask, known, True).all(axis=1) & known.any(axis=1)
+    return out
+
+
 def clone_targets(data: Dataset, temperature: float) -> npt.NDArray[np.float32]:
     """Per decision, the distribution the actor is fitted to: where the teacher measured
     every feasible slot's value, ``softmax(value / temperature)`` over them (a choice
@@ -352,7 +359,7 @@ def clone_targets(data: Dataset, temperature: float) -> npt.NDArray[np.float32]:
     n = act.shape[0]
     target = np.zeros((n, MAX_CANDIDATES), dtype=np.float32)
     target[np.arange(n), act] = 1.0
-    valued = np.where(mask, np.isfinite(values), True).all(axis=1) & np.isfinite(values).any(axis=1)
+    valued = _valued(mask, values)
     if valued.any():
         v = np.where(mask[valued], values[valued], -np.inf) / temperature
         v -= v.max(axis=1, keepdims=True)
@@ -367,7 +374,7 @@ def decision_weights(data: Dataset) -> npt.NDArray[np.float32]:
     decisions that make or break a run outweigh the many where every bid earns the
     same; decisions with a plain label get the mean."""
     _, mask, _, values = data
-    valued = np.where(mask, np.isfinite(values), True).all(axis=1) & np.isfinite(values).any(axis=1)
+    valued = _valued(mask, values)
     spread = np.zeros(len(mask), dtype=np.float64)
     if valued.any():
         v = np.where(mask[valued], values[valued], np.nan)
