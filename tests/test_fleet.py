@@ -278,22 +278,23 @@ def test_search_teacher_over_several_worlds_scores_the_mean() -> None:
 
 
 def test_search_plans_round_trip_replay_and_a_bad_file_is_refused(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    pytest.importorskip("sb3_contrib")
     from hyperion.sim.fleet.expert import Plan, search
-    from hyperion.sim.fleet.train import load_dataset, load_plans, save_plans
+    from hyperion.sim.fleet.plans import load_dataset, load_plans, save_plans
 
     r = search(25)  # three replicas: a short search
     path = tmp_path / "d.npz"
     save_plans(path, [r.plan], {"search_best_reward": 1.5})
     plans, summary = load_plans(path)
     assert plans == [r.plan] and summary == {"search_best_reward": 1.5}
-    (obs, mask, act, values), _ = load_dataset(path)  # replayed with this code's features
+    (obs, mask, act, values), found = load_dataset([path])  # replayed with this code's features
+    assert found == {"searches": [{"file": str(path), "search_best_reward": 1.5}]}
     want = r.samples
     assert len(want) == act.size
     for k, (o, m, a, v) in enumerate(want):
         assert np.array_equal(o, obs[k]) and np.array_equal(m, mask[k]) and a == act[k]
         assert np.array_equal(v, values[k], equal_nan=True)
+    twice, _ = load_dataset([path, path])  # files join: a DAgger round adds to the last
+    assert np.array_equal(twice[2], np.concatenate([act, act]))
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a numpy file")
     with pytest.raises(ValueError):
@@ -307,9 +308,48 @@ def test_search_plans_round_trip_replay_and_a_bad_file_is_refused(tmp_path: Path
     ):
         save_plans(bad, [variant], {})
         with pytest.raises(ValueError):
-            load_dataset(bad)
-    with pytest.raises(ValueError):
-        load_dataset(tmp_path / "missing.npz")
+            load_dataset([path, bad])
+    for paths in ([tmp_path / "missing.npz"], []):
+        with pytest.raises(ValueError):
+            load_dataset(paths)
+
+
+def test_policy_plan_cli_labels_the_states_an_rl_policy_reaches(tmp_path: Path) -> None:
+    """A DAgger round: the search starts from the rl policy and completes every run
+    with it, and the plan it writes pins every decision, so it replays without it."""
+    import functools
+
+    from hyperion.cli.fleet import policy_app
+    from hyperion.policy.rl import WEIGHTS_FILE, RlPolicy, load_weights
+    from hyperion.sim.fleet.expert import labelled, run_scripted
+    from hyperion.sim.fleet.plans import load_plans
+
+    out = tmp_path / "p.npz"
+    seed = 39  # three replicas (a short search), and a spot reclamation re-tenders one
+    argv = ["plan", "--first", str(seed), "--count", "1", "--out", str(out)]
+    res = CliRunner().invoke(policy_app, [*argv, "--start", str(WEIGHTS_FILE)])
+    assert res.exit_code == 0, res.output
+    (plan,), summary = load_plans(out)
+    assert summary["start"] == str(WEIGHTS_FILE) and summary["teacher_worlds"] == 2
+    rl = functools.partial(RlPolicy, load_weights())
+    sc = scenario.make(seed)
+    start = np.mean([run(scenario.redraw(sc, k), rl()).reward for k in (1, 2)])
+    assert summary["search_start_reward"] == pytest.approx(start, abs=1e-4)
+    searched = {k: plan.override[k] for k in plan.values if k in plan.override}
+    by_rl, pol = run_scripted(sc, searched, rl)  # rl plays every other decision
+    replayed, again = run_scripted(sc, plan.override)  # skypilot-like would, but is pinned
+    assert again.chosen == pol.chosen and replayed.reward == by_rl.reward
+    assert len(plan.override) > len(plan.values) and labelled(plan)
+    for bad in (
+        ["--first", "0", "--count", "0"],
+        ["--first", str(seeds.TRAIN.stop - 1), "--count", "2"],
+        ["--first", str(seeds.VALIDATION.start)],
+        ["--first", "-1"],
+        ["--first", "0", "--teacher-worlds", "0"],
+        ["--first", "0", "--start", str(tmp_path / "missing.npz")],
+    ):
+        res = CliRunner().invoke(policy_app, ["plan", "--out", str(out), *bad])
+        assert res.exit_code == 2, (bad, res.output)
 
 
 def test_search_teacher_runs_on_training_seeds_and_never_does_worse() -> None:

@@ -150,6 +150,18 @@ def bench_sidecar(
     _run_bench_script("sidecar.py", argv + (["--json"] if as_json else []))
 
 
+def _trainer() -> Any:
+    """The training module, which needs the rl extra; a clear error without it."""
+    try:
+        # by name, so that type checkers without the rl extra do not follow it
+        return importlib.import_module("hyperion.sim.fleet.train")
+    except ImportError as e:
+        raise _error(
+            f"training needs the rl extra ({e.name} is missing): pip install torch==2.13.0 "
+            "--index-url https://download.pytorch.org/whl/cpu, then pip install 'hyperion[rl]'"
+        ) from None
+
+
 @policy_app.command("train")
 def policy_train(
     steps: Annotated[int, typer.Option("--steps", help="Environment steps.")] = 40_000,
@@ -195,8 +207,12 @@ def policy_train(
         ),
     ] = True,
     clone_data: Annotated[
-        Path | None,
-        typer.Option("--clone-data", help="Reuse a search dataset (OUT.clone.npz of a run)."),
+        list[Path] | None,
+        typer.Option(
+            "--clone-data",
+            help="Reuse search plans (OUT.clone.npz of a run, or hyperion policy plan's); "
+            "repeat to clone from several together.",
+        ),
     ] = None,
     n_val: Annotated[
         int, typer.Option("--validation-scenarios", help="Validation seeds per checkpoint.")
@@ -223,22 +239,16 @@ def policy_train(
         )
     if not clone_temperature > 0:
         raise _error("--clone-temperature must be positive")
-    if clone_data is not None and (clone != "search" or not clone_data.is_file()):
-        raise _error("--clone-data needs --clone search and an existing file")
+    clone_data = clone_data or []
+    if clone_data and (clone != "search" or not all(p.is_file() for p in clone_data)):
+        raise _error("--clone-data needs --clone search and existing files")
     if baseline not in ("none", "difference", "ratio"):
         raise _error("--baseline must be none, difference or ratio")
     if steps == 0 and clone == "none":
         raise _error("nothing to train: --steps 0 and --clone none")
-    try:
-        # by name, so that type checkers without the rl extra do not follow it
-        trainer = importlib.import_module("hyperion.sim.fleet.train")
-    except ImportError as e:
-        raise _error(
-            f"training needs the rl extra ({e.name} is missing): pip install torch==2.13.0 "
-            "--index-url https://download.pytorch.org/whl/cpu, then pip install 'hyperion[rl]'"
-        ) from None
+    trainer = _trainer()
     loaded = None
-    if clone_data is not None:
+    if clone_data:
         try:
             loaded = trainer.load_dataset(clone_data)
         except ValueError as e:
@@ -261,3 +271,52 @@ def policy_train(
         baseline=baseline,
     )
     print(json.dumps(summary))
+
+
+@policy_app.command("plan")
+def policy_plan(
+    first: Annotated[int, typer.Option("--first", help="First training scenario seed.")],
+    out: Annotated[Path, typer.Option("--out", help="Plans file (.npz) to write.")],
+    count: Annotated[int, typer.Option("--count", help="Training scenarios to search.")] = 400,
+    start: Annotated[
+        Path | None,
+        typer.Option(
+            "--start",
+            help="rl weights the search starts from and completes its runs with (a DAgger "
+            "round); skypilot-like when left out.",
+        ),
+    ] = None,
+    teacher_worlds: Annotated[
+        int,
+        typer.Option(
+            "--teacher-worlds",
+            help="Re-draws of each scenario's chance a choice is scored on "
+            "(1: the scenario's own draws instead, clairvoyant).",
+        ),
+    ] = 2,
+    jobs: Annotated[int, typer.Option("--jobs", help="Processes.")] = 1,
+) -> None:
+    """Run the search teacher on training seeds FIRST .. FIRST+COUNT-1 and write its
+    plans for `hyperion policy train --clone-data`. With --start, it labels the states
+    that policy reaches: DAgger's data."""
+    from hyperion.policy.rl import load_weights
+    from hyperion.sim.fleet import plans, seeds
+
+    if min(count, teacher_worlds, jobs) <= 0:
+        raise _error("--count, --teacher-worlds and --jobs must be positive")
+    scenario_seeds = range(first, first + count)
+    if scenario_seeds.start not in seeds.TRAIN or scenario_seeds[-1] not in seeds.TRAIN:
+        raise _error(
+            f"the search teacher runs on training seeds only "
+            f"({seeds.TRAIN.start}-{seeds.TRAIN.stop - 1})"
+        )
+    weights = None
+    if start is not None:
+        try:
+            weights = load_weights(start)
+        except (OSError, ValueError) as e:
+            raise _error(f"--start: {e}") from None
+    found, summary = plans.search_plans(scenario_seeds, jobs, teacher_worlds, weights)
+    summary = {**summary, "start": "skypilot-like" if start is None else str(start)}
+    plans.save_plans(out, found, summary)
+    print(json.dumps({"plans": len(found), "out": str(out), **summary}))

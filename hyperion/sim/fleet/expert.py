@@ -23,13 +23,13 @@ only (the caller's range is checked), never on validation or test seeds. Pure: n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from hyperion.policy.model import Candidate, Decision, NoFit, Request
+from hyperion.policy.model import Candidate, Decision, NoFit, Policy, Request
 from hyperion.policy.rl import MAX_CANDIDATES, observation, shortlist
 from hyperion.sim.fleet import scenario as scenarios
 from hyperion.sim.fleet import seeds
@@ -47,15 +47,21 @@ def _kind(c: Candidate) -> tuple[object, ...]:
     return (c.zone, c.cloud, c.gpu_model, c.spot, c.edge, round(c.price_per_hour, 6))
 
 
+# makes the policy a search starts from and completes its runs with (fresh per run:
+# ``skypilot-like`` remembers the regions that preempted it)
+StartPolicy = Callable[[], Policy]
+
+
 class _Scripted:
-    """``skypilot-like`` except at the decisions ``override`` names (index -> node id);
-    records every decision's observation, mask and slot."""
+    """The start policy (``skypilot-like`` unless told) except at the decisions
+    ``override`` names (index -> node id); records every decision's observation, mask
+    and slot."""
 
     name = "search"
 
-    def __init__(self, override: dict[int, str]) -> None:
+    def __init__(self, override: dict[int, str], start: StartPolicy = SkyPilotLikePolicy) -> None:
         self.override = override
-        self.start = SkyPilotLikePolicy()
+        self.start = start()
         self.slot_kinds: list[list[str]] = []  # per decision: each slot's kind (its option)
         self.chosen: list[str | None] = []  # per decision: the node id picked
         self.samples: list[Sample | None] = []
@@ -65,7 +71,9 @@ class _Scripted:
         return list(dict.fromkeys(self.slot_kinds[k]))
 
     def observe_preemption(self, workload_id: str, cloud_region: str) -> None:
-        self.start.observe_preemption(workload_id, cloud_region)
+        observe = getattr(self.start, "observe_preemption", None)
+        if observe is not None:
+            observe(workload_id, cloud_region)
 
     def choose(self, req: Request, cands: Sequence[Candidate], tender_id: str) -> Decision | NoFit:
         k = len(self.slot_kinds)
@@ -92,9 +100,11 @@ class _Scripted:
         return out
 
 
-def run_scripted(sc: scenarios.Scenario, override: dict[int, str]) -> tuple[RunMetrics, _Scripted]:
-    """One run of ``sc``: ``skypilot-like`` except at the decisions ``override`` names."""
-    pol = _Scripted(override)
+def run_scripted(
+    sc: scenarios.Scenario, override: dict[int, str], start: StartPolicy = SkyPilotLikePolicy
+) -> tuple[RunMetrics, _Scripted]:
+    """One run of ``sc``: ``start``'s policy except at the decisions ``override`` names."""
+    pol = _Scripted(override, start)
     return run(sc, pol), pol
 
 
@@ -146,22 +156,34 @@ class SearchResult:
         return labelled(self.plan)
 
 
-def search(seed: int, *, passes: int = 1, worlds: int = 1) -> SearchResult:
+def search(
+    seed: int, *, passes: int = 1, worlds: int = 1, start: StartPolicy | None = None
+) -> SearchResult:
     """The best trajectory the coordinate search finds on training scenario ``seed``,
     with what each searched choice was worth: scored on the scenario's own draws
     (``worlds=1``, clairvoyant) or on ``worlds`` re-draws of its chance, never its own
     (``worlds > 1``: the planner of module ``headroom``, which plans for what a policy
-    can know)."""
+    can know). The search starts from, and completes every run with, ``skypilot-like``,
+    or ``start``'s policy: a learned policy there makes this a DAgger round (the teacher
+    labels the states the learner reaches, each option valued with the learner playing
+    the rest). The plan then pins every decision of its run, so it replays without the
+    start policy."""
     if seed not in seeds.TRAIN:
         raise ValueError("the search teacher runs on training seeds only")
     if passes < 1 or worlds < 1:
         raise ValueError("passes and worlds must be positive")
     sc = scenarios.make(seed)
+    begin = start or SkyPilotLikePolicy
     if worlds == 1:
-        found = coordinate_search(sc, [sc], passes=passes, limit=MAX_SEARCHED_DECISIONS)
+        found = coordinate_search(
+            sc, [sc], passes=passes, limit=MAX_SEARCHED_DECISIONS, start=begin
+        )
     else:
-        found = planner(sc, worlds, passes=passes)
-    plan = Plan(seed, found.override, found.values)
+        found = planner(sc, worlds, passes=passes, start=begin)
+    override = found.override
+    if start is not None:
+        override = {k: node for k, node in enumerate(found.policy.chosen) if node is not None}
+    plan = Plan(seed, override, found.values)
     return SearchResult(seed, found.start_value, found.best_value, found.runs, plan)
 
 
@@ -180,29 +202,41 @@ class Found:
     values: dict[int, dict[str, float]]  # decision -> option (node id) -> its mean reward
 
 
-def planner(sc: scenarios.Scenario, worlds: int, *, passes: int = 1) -> Found:
+def planner(
+    sc: scenarios.Scenario,
+    worlds: int,
+    *,
+    passes: int = 1,
+    start: StartPolicy = SkyPilotLikePolicy,
+) -> Found:
     """The non-clairvoyant planner: the coordinate search over the decisions at t = 0,
     each choice scored on ``worlds`` re-draws of ``sc``'s chance, never its own."""
     redraws = [scenarios.redraw(sc, k) for k in range(1, worlds + 1)]
-    return coordinate_search(sc, redraws, passes=passes, limit=sc.service.replicas + 1)
+    return coordinate_search(sc, redraws, passes=passes, limit=sc.service.replicas + 1, start=start)
 
 
 def coordinate_search(
-    sc: scenarios.Scenario, worlds: Sequence[scenarios.Scenario], *, passes: int, limit: int
+    sc: scenarios.Scenario,
+    worlds: Sequence[scenarios.Scenario],
+    *,
+    passes: int,
+    limit: int,
+    start: StartPolicy = SkyPilotLikePolicy,
 ) -> Found:
-    """From ``skypilot-like``'s decisions on ``sc``, try every kind of feasible bid at
-    each of the first ``limit`` decisions in turn and keep a change when the mean
-    reward over ``worlds`` (draws of ``sc``'s chance, ``sc`` itself or not) improves;
-    ``passes`` sweeps, stopping early when one changes nothing."""
+    """From ``start``'s decisions on ``sc``, try every kind of feasible bid at each of
+    the first ``limit`` decisions in turn and keep a change when the mean reward over
+    ``worlds`` (draws of ``sc``'s chance, ``sc`` itself or not) improves, ``start``
+    playing every decision not changed; ``passes`` sweeps, stopping early when one
+    changes nothing."""
     runs = 0
 
     def value(override: dict[int, str]) -> float:
         nonlocal runs
         runs += len(worlds)
-        return sum(run_scripted(w, override)[0].reward for w in worlds) / len(worlds)
+        return sum(run_scripted(w, override, start)[0].reward for w in worlds) / len(worlds)
 
-    m, pol = run_scripted(sc, {})
-    start = best = value({})
+    m, pol = run_scripted(sc, {}, start)
+    first = best = value({})
     override: dict[int, str] = {}
     values: dict[int, dict[str, float]] = {}
     for _ in range(passes):
@@ -215,9 +249,10 @@ def coordinate_search(
                 v = values[k][node_id] = value(trial)
                 if v > best + 1e-9:
                     best, override, improved = v, trial, True
-            m, pol = run_scripted(sc, override)  # options of later decisions follow the choice
+            # the options of later decisions follow the choice
+            m, pol = run_scripted(sc, override, start)
             runs += 1
             k += 1
         if not improved:
             break
-    return Found(override, start, best, runs, m, pol, values)
+    return Found(override, first, best, runs, m, pol, values)

@@ -24,7 +24,6 @@ curve (PNG) beside it. Needs the ``rl`` extra; this module is imported lazily.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,7 +41,15 @@ from torch import nn
 from hyperion.policy.rl import CAND_DIM, CTX_DIM, FEATURES_VERSION, MAX_CANDIDATES, MlpWeights
 from hyperion.sim.fleet import seeds
 from hyperion.sim.fleet.env import FleetEnv
-from hyperion.sim.fleet.expert import Plan
+from hyperion.sim.fleet.plans import (
+    Dataset,
+    check_training,
+    load_dataset,
+    no_values,
+    plans_dataset,
+    save_plans,
+    search_plans,
+)
 
 HIDDEN = 64
 
@@ -172,137 +179,6 @@ class _Checkpoints(BaseCallback):
         self.log.flush()
 
 
-# observations, masks, the teacher's slots, and each slot's value where the teacher
-# measured it (NaN elsewhere; a row of NaN is a plain label)
-Dataset = tuple[
-    npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.float32]
-]
-
-
-def _no_values(n: int) -> npt.NDArray[np.float32]:
-    return np.full((n, MAX_CANDIDATES), np.nan, dtype=np.float32)
-
-
-def _check_training(scenario_seeds: range | Sequence[int]) -> None:
-    if any(x not in seeds.TRAIN for x in scenario_seeds):
-        raise ValueError("behaviour cloning draws training seeds only")
-
-
-def search_plans(
-    scenario_seeds: range, jobs: int = 1, worlds: int = 1
-) -> tuple[list[Plan], dict[str, float]]:
-    """The search teacher's plans (module ``expert``, scoring choices on ``worlds``
-    draws of each scenario's chance) on ``scenario_seeds`` (training seeds), in ``jobs``
-    processes; and a summary of what the search found."""
-    import functools
-
-    from hyperion.sim.fleet.expert import SearchResult, search
-
-    _check_training(scenario_seeds)
-    teacher = functools.partial(search, worlds=worlds)
-    results: list[SearchResult]
-    if jobs > 1:
-        import multiprocessing
-
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            results = pool.map(teacher, scenario_seeds, chunksize=4)
-    else:
-        results = [teacher(s) for s in scenario_seeds]
-    summary = {
-        "search_start_reward": round(float(np.mean([r.start_reward for r in results])), 4),
-        "search_best_reward": round(float(np.mean([r.best_reward for r in results])), 4),
-        "search_runs": int(sum(r.runs for r in results)),
-        "teacher_worlds": worlds,
-    }
-    return [r.plan for r in results], summary
-
-
-def plans_dataset(plans: Sequence[Plan]) -> Dataset:
-    """Replay ``plans`` into cloning data with this code's observation (one run per
-    scenario); ValueError if a plan does not replay."""
-    from hyperion.sim.fleet.expert import labelled
-
-    _check_training([p.seed for p in plans])
-    samples = [x for p in plans for x in labelled(p)]
-    if not samples:
-        raise ValueError("the plans hold no decision")
-    return (
-        np.stack([x[0] for x in samples]),
-        np.stack([x[1] for x in samples]),
-        np.asarray([x[2] for x in samples], dtype=np.int64),
-        np.stack([x[3] for x in samples]),
-    )
-
-
-def save_plans(path: Path, plans: Sequence[Plan], summary: dict[str, float]) -> None:
-    """Write the search teacher's plans (and what it found) for reuse: JSON in an
-    ``.npz``, independent of the observation layout."""
-    doc = [
-        {
-            "seed": p.seed,
-            "override": {str(k): v for k, v in p.override.items()},
-            "values": {str(k): v for k, v in p.values.items()},
-        }
-        for p in plans
-    ]
-    np.savez_compressed(
-        path, plans=np.asarray(json.dumps(doc)), summary=np.asarray(json.dumps(summary))
-    )
-
-
-def load_plans(path: Path) -> tuple[list[Plan], dict[str, float]]:
-    """Read plans written by ``save_plans``; ValueError if the file is not such a file."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            doc = json.loads(str(z["plans"]))
-            summary = json.loads(str(z["summary"]))
-        plans = [
-            Plan(
-                int(d["seed"]),
-                {_index(k): _node(v) for k, v in d["override"].items()},
-                {
-                    _index(k): {_node(n): _value(x) for n, x in opts.items()}
-                    for k, opts in d["values"].items()
-                },
-            )
-            for d in doc
-        ]
-    except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
-        raise ValueError(f"cannot read cloning data {path}: {e}") from e
-    if not isinstance(summary, dict) or not plans:
-        raise ValueError(f"{path}: no plans, or the summary is not an object")
-    _check_training([p.seed for p in plans])
-    return plans, summary
-
-
-def _index(text: str) -> int:
-    k = int(text)
-    if k < 0:
-        raise ValueError(f"decision index {k} is negative")
-    return k
-
-
-def _node(v: object) -> str:
-    if not isinstance(v, str) or not v:
-        raise ValueError(f"node id {v!r} is not a string")
-    return v
-
-
-def _value(v: object) -> float:
-    if not isinstance(v, int | float) or not math.isfinite(v):
-        raise ValueError(f"value {v!r} is not a finite number")
-    return float(v)
-
-
-def load_dataset(path: Path) -> tuple[Dataset, dict[str, float]]:
-    """Plans from ``path`` replayed into cloning data; ValueError if they cannot be."""
-    plans, summary = load_plans(path)
-    try:
-        return plans_dataset(plans), summary
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
-
-
 def clone_dataset(teacher: str, scenario_seeds: range) -> Dataset:
     """(observation, mask, teacher's slot) for every decision ``teacher`` takes on
     ``scenario_seeds`` (training seeds), driven exactly as the benchmark drives it;
@@ -313,7 +189,7 @@ def clone_dataset(teacher: str, scenario_seeds: range) -> Dataset:
     from hyperion.sim.fleet.bench import make_policy
     from hyperion.sim.fleet.run import FleetSim
 
-    _check_training(scenario_seeds)
+    check_training(scenario_seeds)
     obs_l, mask_l, act_l = [], [], []
     for s in scenario_seeds:
         sim = FleetSim(scenario.make(s))
@@ -337,7 +213,7 @@ def clone_dataset(teacher: str, scenario_seeds: range) -> Dataset:
         np.stack(obs_l),
         np.stack(mask_l),
         np.asarray(act_l, dtype=np.int64),
-        _no_values(len(act_l)),
+        no_values(len(act_l)),
     )
 
 
@@ -449,8 +325,8 @@ def train(
     clone_temperature: float = 0.02,
     clone_weighted: bool = True,
     teacher_worlds: int = 2,
-    clone_data: Path | None = None,
-    loaded: tuple[Dataset, dict[str, float]] | None = None,
+    clone_data: Sequence[Path] = (),
+    loaded: tuple[Dataset, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train, keep the best validation checkpoint at ``out``; return a summary.
 
@@ -458,9 +334,10 @@ def train(
     ``clone_scenarios`` training seeds (behaviour cloning): a heuristic's name, or
     ``search`` for the search teacher's best trajectories (module ``expert``, in
     ``jobs`` processes, each choice scored on ``teacher_worlds`` draws of the scenario's
-    chance). The search's dataset is written beside ``out`` (``.clone.npz``);
-    ``clone_data`` reuses one instead of searching again (``loaded``: what
-    ``load_dataset(clone_data)`` already returned, so it is not read twice). The clone
+    chance). The search's plans are written beside ``out`` (``.clone.npz``);
+    ``clone_data`` reuses such files instead of searching again, all of them together
+    (an earlier run's and DAgger rounds' from ``hyperion policy plan``; ``loaded``: what
+    ``load_dataset(clone_data)`` already returned, so they are not read twice). The clone
     is checkpointed (step 0), and PPO fine-tunes it.
     The PPO reward is the run's own reward (the benchmark's metric), or relative to
     ``skypilot-like``'s on the same scenario (``baseline``, module ``env``)."""
@@ -492,8 +369,8 @@ def train(
         "baseline": baseline,
         "clone": clone,
         "clone_scenarios": clone_scenarios if clone else 0,
-        "teacher_worlds": teacher_worlds if clone == "search" and clone_data is None else None,
-        "clone_data": str(clone_data) if clone == "search" and clone_data else None,
+        "teacher_worlds": teacher_worlds if clone == "search" and not clone_data else None,
+        "clone_data": [str(p) for p in clone_data] if clone == "search" and clone_data else None,
         "clone_temperature": clone_temperature if clone == "search" else None,
         "clone_weighted": clone_weighted if clone == "search" else None,
         "learning_rate": learning_rate,
@@ -507,8 +384,8 @@ def train(
             t0 = time.monotonic()
             # the top of the training range, away from the seeds the environments draw
             start = seeds.TRAIN.stop - clone_scenarios
-            found: dict[str, float] = {}
-            if clone == "search" and clone_data is not None:
+            found: dict[str, Any] = {}
+            if clone == "search" and clone_data:
                 data, found = loaded if loaded is not None else load_dataset(clone_data)
             elif clone == "search":
                 plans, found = search_plans(range(start, seeds.TRAIN.stop), jobs, teacher_worlds)
