@@ -19,6 +19,12 @@ fleet and users, other reclamations and bursts), so it keeps what pays on averag
 the planner of module ``headroom``. Only the decisions at t = 0 are searched then,
 since later ones (re-tenders) differ from world to world. It runs on training seeds
 only (the caller's range is checked), never on validation or test seeds. Pure: no I/O.
+
+The start policy, which also plays every decision the search does not change, is
+``skypilot-like`` unless the caller gives another: with the learned policy there, the
+search labels the states that policy reaches and values each option with that policy
+playing the rest of the run (a DAgger round: its errors in sequence become training
+data), and is itself a stronger planner than the one starting from ``skypilot-like``.
 """
 
 from __future__ import annotations

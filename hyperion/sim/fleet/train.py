@@ -11,7 +11,9 @@ By default the actor is first behaviour-cloned from the search teacher (module
 every slot's measured value), and the actor is fitted to a softmax of those values
 (``clone_temperature``), each decision weighted by how much its options' values differ,
 so the few decisions that make or break a run count most (any heuristic can be the
-teacher instead, with plain labels). Then MaskablePPO fine-tunes it on the run's own
+teacher instead, with plain labels). Plans from several searches can be cloned
+together: DAgger rounds (``hyperion policy plan --start``) add the search's labels on
+the states an earlier policy reached. Then MaskablePPO fine-tunes it on the run's own
 reward, the metric the benchmark scores. ``baseline="difference"`` subtracts
 ``skypilot-like``'s reward on the same scenario (same objective, less variance), and
 ``"ratio"`` divides by it, which optimizes the mean *ratio* instead, weighing the cheap
