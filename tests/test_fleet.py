@@ -117,6 +117,8 @@ def test_benchmark_is_deterministic_for_a_seed() -> None:
             "preemptions",
         }
     assert a["scenario_seeds"][0] >= seeds.TEST_BASE
+    for kind in ("families", "goals"):  # the groups split the same scenarios
+        assert sum(g["scenarios"] for g in a[kind].values()) == 3
 
 
 def test_bench_cli_prints_json() -> None:

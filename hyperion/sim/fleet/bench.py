@@ -131,22 +131,30 @@ def run_bench(
     rl = rl if rl is not None else (RlPolicy.load() if "rl" in policies else None)
     test = seeds.test_seeds(seed, n_scenarios)
     per: dict[str, list[RunMetrics]] = {p: [] for p in policies}
-    fam: dict[str, dict[str, list[RunMetrics]]] = {}
+    # the same means per scenario family and per service goal
+    groups: dict[str, dict[str, dict[str, list[RunMetrics]]]] = {"families": {}, "goals": {}}
     for s in test:
         sc = scenario.make(s)
         for name in policies:
             m = run_one(sc, name, rl)
             per[name].append(m)
-            fam.setdefault(sc.family, {p: [] for p in policies})[name].append(m)
+            for kind, key in (("families", sc.family), ("goals", sc.service.goal)):
+                groups[kind].setdefault(key, {p: [] for p in policies})[name].append(m)
     out: dict[str, Any] = {
         "seed": seed,
         "scenarios": n_scenarios,
         "scenario_seeds": [test.start, test.stop],
         "rl_decision_us": None,
         "policies": {p: _summary(rows) for p, rows in per.items()},
-        "families": {
-            f: {"scenarios": len(next(iter(d.values()))), **{p: _summary(r) for p, r in d.items()}}
-            for f, d in sorted(fam.items())
+        **{
+            kind: {
+                k: {
+                    "scenarios": len(next(iter(d.values()))),
+                    **{p: _summary(r) for p, r in d.items()},
+                }
+                for k, d in sorted(g.items())
+            }
+            for kind, g in groups.items()
         },
         "background_load": "alibaba" if data.alibaba_pods() is not None else "uniform",
     }
