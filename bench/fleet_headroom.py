@@ -1,7 +1,7 @@
 """Headroom of the ``rl`` target: how much a non-clairvoyant planner and a clairvoyant
-search gain over ``skypilot-like`` on the fleet benchmark's held-out scenarios, beside
-the shipped ``rl`` policy's gain on the same ones (module
-``hyperion.sim.fleet.headroom``). Prints one JSON object.
+search gain over ``skypilot-like`` on the fleet benchmark's held-out scenarios (module
+``hyperion.sim.fleet.headroom``); ``hyperion bench fleet`` gives the shipped ``rl``
+policy's gain on the same scenarios, per goal too. Prints one JSON object.
 
 python bench/fleet_headroom.py [--seed S] [--scenarios N | --quick] [--worlds W]
                                [--passes P] [--jobs J]
@@ -20,27 +20,18 @@ from collections import defaultdict
 from functools import partial
 from multiprocessing import Pool
 
-from hyperion.policy.rl import RlPolicy
-from hyperion.sim.fleet import scenario, seeds
+from hyperion.sim.fleet import seeds
 from hyperion.sim.fleet.headroom import Headroom, headroom
-from hyperion.sim.fleet.run import run
 
 
-def _one(seed: int, worlds: int, passes: int) -> tuple[Headroom, float]:
-    return headroom(seed, worlds=worlds, passes=passes), run(
-        scenario.make(seed), RlPolicy.load()
-    ).reward
-
-
-def _summary(rows: list[tuple[Headroom, float]]) -> dict[str, float | int]:
+def _summary(rows: list[Headroom]) -> dict[str, float | int]:
     n = len(rows)
-    sky = sum(h.skypilot for h, _ in rows) / n
+    sky = sum(h.skypilot for h in rows) / n
     means = {
         "skypilot-like": sky,
-        "rl": sum(r for _, r in rows) / n,
-        "planner": sum(h.planner for h, _ in rows) / n,
-        "planner_on_its_worlds": sum(h.planner_expected for h, _ in rows) / n,
-        "clairvoyant": sum(h.clairvoyant for h, _ in rows) / n,
+        "planner": sum(h.planner for h in rows) / n,
+        "planner_on_its_worlds": sum(h.planner_expected for h in rows) / n,
+        "clairvoyant": sum(h.clairvoyant for h in rows) / n,
     }
     out: dict[str, float | int] = {"scenarios": n}
     for k, v in means.items():
@@ -68,10 +59,10 @@ def main() -> None:
         ap.error(str(e))
     t0 = time.perf_counter()
     with Pool(a.jobs) as pool:
-        rows = pool.map(partial(_one, worlds=a.worlds, passes=a.passes), scenario_seeds, 1)
-    by_goal: dict[str, list[tuple[Headroom, float]]] = defaultdict(list)
+        rows = pool.map(partial(headroom, worlds=a.worlds, passes=a.passes), scenario_seeds, 1)
+    by_goal: dict[str, list[Headroom]] = defaultdict(list)
     for row in rows:
-        by_goal[row[0].goal].append(row)
+        by_goal[row.goal].append(row)
     print(
         json.dumps(
             {
@@ -81,7 +72,7 @@ def main() -> None:
                 "passes": a.passes,
                 "all": _summary(rows),
                 "by_goal": {g: _summary(r) for g, r in sorted(by_goal.items())},
-                "simulator_runs": sum(h.runs for h, _ in rows),
+                "simulator_runs": sum(h.runs for h in rows),
                 "wall_s": round(time.perf_counter() - t0, 1),
             },
             indent=2,
