@@ -305,11 +305,10 @@ def policy_plan(
     if min(count, teacher_worlds, jobs) <= 0:
         raise _error("--count, --teacher-worlds and --jobs must be positive")
     scenario_seeds = range(first, first + count)
-    if scenario_seeds.start not in seeds.TRAIN or scenario_seeds[-1] not in seeds.TRAIN:
-        raise _error(
-            f"the search teacher runs on training seeds only "
-            f"({seeds.TRAIN.start}-{seeds.TRAIN.stop - 1})"
-        )
+    try:
+        plans.check_training(scenario_seeds)
+    except ValueError as e:
+        raise _error(f"{e} ({seeds.TRAIN.start}-{seeds.TRAIN.stop - 1})") from None
     weights = None
     if start is not None:
         try:

@@ -21,7 +21,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from hyperion.policy.rl import MAX_CANDIDATES, MlpWeights, RlPolicy
+from hyperion.policy.rl import MlpWeights, RlPolicy
 from hyperion.sim.fleet import seeds
 from hyperion.sim.fleet.expert import Plan, SearchResult, labelled, search
 
@@ -30,10 +30,6 @@ from hyperion.sim.fleet.expert import Plan, SearchResult, labelled, search
 Dataset = tuple[
     npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.float32]
 ]
-
-
-def no_values(n: int) -> npt.NDArray[np.float32]:
-    return np.full((n, MAX_CANDIDATES), np.nan, dtype=np.float32)
 
 
 def check_training(scenario_seeds: range | Sequence[int]) -> None:

@@ -47,7 +47,6 @@ from hyperion.sim.fleet.plans import (
     Dataset,
     check_training,
     load_dataset,
-    no_values,
     plans_dataset,
     save_plans,
     search_plans,
@@ -181,6 +180,10 @@ class _Checkpoints(BaseCallback):
         self.log.flush()
 
 
+def _no_values(n: int) -> npt.NDArray[np.float32]:
+    return np.full((n, MAX_CANDIDATES), np.nan, dtype=np.float32)
+
+
 def clone_dataset(teacher: str, scenario_seeds: range) -> Dataset:
     """(observation, mask, teacher's slot) for every decision ``teacher`` takes on
     ``scenario_seeds`` (training seeds), driven exactly as the benchmark drives it;
@@ -215,7 +218,7 @@ def clone_dataset(teacher: str, scenario_seeds: range) -> Dataset:
         np.stack(obs_l),
         np.stack(mask_l),
         np.asarray(act_l, dtype=np.int64),
-        no_values(len(act_l)),
+        _no_values(len(act_l)),
     )
 
 
